@@ -1,0 +1,30 @@
+"""galaxy_autoencoders: what do galaxies look like to a variational autoencoder?
+
+The data path reads top to bottom: `datasets` (Galaxy10 and GalSim galaxies) -> `dataloaders` (fastai) ->
+`models` / `losses` -> `learner` -> `metrics` / `plots` / `widgets`. Names are imported lazily, so
+`import galaxy_autoencoders` stays fast; each lives in the module named below.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "get_profile": "config",
+    "apply_profile": "config",
+    "data_dir": "config",
+    "load_galaxies": "datasets",
+    "Galaxies": "datasets",
+    "galaxy_dls": "dataloaders",
+    "show_images": "display",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'galaxy_autoencoders' has no attribute {name!r}")

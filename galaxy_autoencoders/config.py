@@ -1,0 +1,72 @@
+"""The two profiles (quick / full) and where data lives: the one place that reads the environment.
+
+`GALAXY_AE_PROFILE=quick|full` picks the profile; `GALAXY_AE_DATA` overrides the data folder.
+Everything else in the package takes these values as arguments, so nothing else branches on the profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILE_ENV = "GALAXY_AE_PROFILE"
+DATA_ENV = "GALAXY_AE_DATA"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings that differ between a classroom-CPU run and the blog's full-scale run."""
+
+    name: str
+    dataset: str  # "synthetic" or "galaxy10_sdss"
+    n_images: int | None  # None: the whole dataset
+    epochs: int
+    batch_size: int
+    seed: int = 42
+    num_threads: int | None = None  # fixed in quick so CPU results repeat; None: torch's default
+
+
+PROFILES = {
+    "quick": Profile(name="quick", dataset="synthetic", n_images=2048, epochs=4, batch_size=64, num_threads=2),
+    "full": Profile(name="full", dataset="galaxy10_sdss", n_images=None, epochs=50, batch_size=128),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the named profile, else the one in $GALAXY_AE_PROFILE, else `quick` (offline, CPU-friendly)."""
+    chosen = name or os.environ.get(PROFILE_ENV) or "quick"
+    if chosen not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {chosen!r} (from {'the argument' if name else '$' + PROFILE_ENV}); "
+            f"use one of {sorted(PROFILES)}, e.g. `export {PROFILE_ENV}=quick`."
+        )
+    return PROFILES[chosen]
+
+
+def apply_profile(profile: Profile) -> Profile:
+    """Seed Python, NumPy and torch and fix the thread count, so a quick run repeats exactly on a CPU."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(profile.seed)
+    np.random.seed(profile.seed)
+    torch.manual_seed(profile.seed)
+    if profile.num_threads is not None:
+        torch.set_num_threads(profile.num_threads)
+    return profile
+
+
+def data_dir() -> Path:
+    """Cache folder: $GALAXY_AE_DATA, else `data/` of a source checkout, else the user cache directory."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "data").is_dir():
+        return checkout / "data"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "galaxy_autoencoders"

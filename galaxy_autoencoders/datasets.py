@@ -1,0 +1,752 @@
+"""Galaxy images for the tutorial: Galaxy10 (SDSS, DECaLS) and the synthetic set, as one `Galaxies` bundle.
+
+`load_galaxies(name)` is the one entry point:
+
+- "synthetic": Galaxy10-like galaxies rendered with GalSim (see `synthetic.py`), made once per (n, seed),
+  cached as an HDF5 file together with their true parameters. Works offline; the `quick` profile uses it.
+- "galaxy10_sdss": Galaxy10 SDSS (21,785 stamps of 69x69 pixels, 200 MB), downloaded once from Zenodo.
+- "galaxy10_decals": Galaxy10 DECaLS (17,736 stamps of 256x256, 2.5 GB), downloaded once and downsampled in
+  chunks to 69x69, so every model in the package sees the same stamp size.
+- a path to any .h5 file in the Galaxy10 layout.
+
+The Galaxy10 layout (HDF5): `images` uint8 (N, 69, 69, 3) and `ans`, the class index 0..9 of each image. Our
+own files add a group `params` (synthetic only: one float array (N,) per true parameter) and an attribute
+`class_names` (a JSON list). Extra columns of the real files (DECaLS: ra, dec, redshift, pxscale) are ignored.
+
+Downloads stream into `<file>.part`, resume after a dropped connection, are checked against the published
+SHA-256 and only then renamed to their final name: a file at the final path is always complete and verified.
+Every file this module writes appears under its final name only once it is complete (write, then os.replace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from galaxy_autoencoders import config
+
+GALAXY10_SDSS_CLASSES: tuple[str, ...] = (
+    "Disk, Face-on, No Spiral",
+    "Smooth, Completely round",
+    "Smooth, in-between round",
+    "Smooth, Cigar shaped",
+    "Disk, Edge-on, Rounded Bulge",
+    "Disk, Edge-on, Boxy Bulge",
+    "Disk, Edge-on, No Bulge",
+    "Disk, Face-on, Tight Spiral",
+    "Disk, Face-on, Medium Spiral",
+    "Disk, Face-on, Loose Spiral",
+)
+# Images per class in Galaxy10 SDSS (galaxy10.md): very unbalanced, only confident Galaxy Zoo votes are kept.
+GALAXY10_SDSS_COUNTS: tuple[int, ...] = (3461, 6997, 6292, 394, 1534, 17, 589, 1121, 906, 519)
+GALAXY10_DECALS_CLASSES: tuple[str, ...] = (
+    "Disturbed",
+    "Merging",
+    "Round Smooth",
+    "In-between Round Smooth",
+    "Cigar Shaped Smooth",
+    "Barred Spiral",
+    "Unbarred Tight Spiral",
+    "Unbarred Loose Spiral",
+    "Edge-on without Bulge",
+    "Edge-on with Bulge",
+)
+
+STAMP = 69  # side of a Galaxy10 SDSS stamp in pixels; every image this module returns has it
+SYNTHETIC_DEFAULT_N = 2048
+DECALS_CACHE_FILENAME = "Galaxy10_DECals_69px.h5"
+DECALS_EXTRA_KEYS = ("ra", "dec", "redshift", "pxscale")  # how a Galaxy10 DECaLS file is recognised
+OFFLINE_HINT = (
+    'To work offline, use the synthetic galaxies instead: load_galaxies("synthetic"), '
+    f"or run with `{config.PROFILE_ENV}=quick`."
+)
+FOLDER_HINT = (
+    f"Point {config.DATA_ENV} at a folder you can write to, "
+    f"e.g. `export {config.DATA_ENV}=$HOME/galaxy_data`, or pass data_dir=..."
+)
+DOWNLOAD_RETRIES = 3  # resumes after a dropped connection before giving up
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A public Galaxy10 file: where to download it and how to check it (SHA-256, size in bytes)."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size: int | None  # bytes; None where the publisher gives only a rounded size (the hash still decides)
+    class_names: tuple[str, ...]
+    resolution: int  # stamp side in pixels as published (DECaLS is downsampled to 69 on load)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "galaxy10_sdss": DatasetSpec(
+        name="galaxy10_sdss",
+        filename="Galaxy10.h5",
+        url="https://zenodo.org/records/10844811/files/Galaxy10.h5",
+        sha256="969a6b1cefcc36e09fffa86febd2f699a4aa19b837ba0427f01b0bc6ded458af",
+        size=210_234_548,
+        class_names=GALAXY10_SDSS_CLASSES,
+        resolution=69,
+    ),
+    "galaxy10_decals": DatasetSpec(
+        name="galaxy10_decals",
+        filename="Galaxy10_DECals.h5",
+        url="https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5",
+        sha256="19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571",
+        size=None,  # published only as "2.54 GB"
+        class_names=GALAXY10_DECALS_CLASSES,
+        resolution=256,
+    ),
+}
+
+
+class GalaxyDataError(ValueError):
+    """A file that is not a usable Galaxy10-layout file; the message names the file and what to do."""
+
+
+class DownloadError(RuntimeError):
+    """A download that failed (no network, HTTP error, wrong hash); the message says how to get the file."""
+
+
+class DataFolderError(OSError):
+    """The data folder cannot be created or written; the message says how to choose another one."""
+
+
+@dataclass(repr=False)
+class Galaxies:
+    """Images uint8 (N, 69, 69, 3), labels int64 (N,) in 0..9, class names, true parameters (synthetic)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    params: dict[str, np.ndarray] | None
+    name: str
+    path: Path | None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        # The default dataclass repr would print the arrays; a notebook wants the facts.
+        params = f", params={sorted(self.params)}" if self.params else ""
+        return (
+            f"Galaxies({self.name!r}: {len(self)} images {self.images.dtype} {tuple(self.images.shape[1:])}, "
+            f"{len(self.class_names)} classes{params})"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The entry point
+
+
+def load_galaxies(
+    name: str | os.PathLike = "synthetic",
+    n: int | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Galaxies:
+    """Load "synthetic", "galaxy10_sdss", "galaxy10_decals" or a .h5 path: images uint8 (N, 69, 69, 3) etc.
+
+    Synthetic: n galaxies (default 2048) rendered for `seed`, cached. Real data: the whole set, or a random
+    subset of n galaxies chosen by `seed`. download=False refuses to download a missing file.
+    """
+    key = _dataset_key(name)
+    if key is None:  # a path to a file of the user's
+        return read_galaxy10(Path(name).expanduser(), n=n, seed=seed)
+    folder = _data_folder(data_dir)
+    if key == "synthetic":
+        galaxies = _load_synthetic(folder, n=SYNTHETIC_DEFAULT_N if n is None else n, seed=seed, progress=progress)
+    elif key == "galaxy10_decals":
+        spec = DATASETS[key]
+        small = folder / DECALS_CACHE_FILENAME
+        if not small.exists():  # the 2.5 GB original is only needed to make the 69x69 copy once
+            downsample_decals(_fetch(spec, folder, progress, allow_download=download), small, progress=progress)
+        galaxies = read_galaxy10(small, class_names=spec.class_names, n=n, seed=seed)
+    else:
+        spec = DATASETS[key]
+        path = _fetch(spec, folder, progress, allow_download=download)
+        galaxies = read_galaxy10(path, class_names=spec.class_names, n=n, seed=seed)
+    galaxies.name = key
+    return galaxies
+
+
+def _dataset_key(name: str | os.PathLike) -> str | None:
+    """The DATASETS key or "synthetic" for a name (CLI spellings with '-' too); None for a file path."""
+    if isinstance(name, os.PathLike):
+        return None
+    key = name.strip().lower().replace("-", "_")
+    if key == "synthetic" or key in DATASETS:
+        return key
+    if Path(name).suffix.lower() in (".h5", ".hdf5", ".hdf") or Path(name).expanduser().exists():
+        return None
+    raise ValueError(
+        f"Unknown dataset {name!r}: use 'synthetic', {', '.join(repr(k) for k in DATASETS)}, "
+        "or the path to a .h5 file in the Galaxy10 layout."
+    )
+
+
+def _load_synthetic(folder: Path, n: int, seed: int, progress: bool) -> Galaxies:
+    """Read the cached synthetic set for (n, seed), rendering it first if it is not there yet."""
+    from galaxy_autoencoders import synthetic  # imported here: GalSim is slow to import and absent on Windows
+
+    if not (isinstance(n, (int, np.integer)) and n > 0):
+        raise ValueError(f"n={n!r}: the number of synthetic galaxies must be a positive integer, e.g. n=2048.")
+    # The version is in the name so that a change to the renderer never reuses stale images.
+    path = folder / f"synthetic_v{synthetic.SYNTHETIC_VERSION}_n{n}_seed{seed}.h5"
+    if not path.exists():
+        make_synthetic(path, n, seed=seed, progress=progress)
+    return read_galaxy10(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading, writing and checking files in the Galaxy10 layout
+
+
+def read_galaxy10(
+    path: str | os.PathLike,
+    class_names: tuple[str, ...] | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> Galaxies:
+    """Read and validate a Galaxy10-layout .h5 file: images uint8 (N, 69, 69, 3), labels int64 (N,) in 0..9.
+
+    n: read only a random subset of n galaxies chosen by `seed` (indices sorted, so h5py reads quickly).
+    """
+    path = Path(path)
+    with _open_h5(path) as f:
+        names = _class_names(f, path, class_names)
+        count = _check_layout(f, path, len(names))
+        if n is None:
+            rows = slice(None)
+        elif isinstance(n, (int, np.integer)) and 0 < n <= count:
+            rows = np.sort(np.random.default_rng(seed).choice(count, size=n, replace=False))
+        else:
+            raise ValueError(f"n={n!r}, but {path} holds {count} galaxies: choose 1..{count}, or n=None for all.")
+        images = f["images"][rows]
+        labels = f["ans"][rows].astype(np.int64)
+        params = None
+        if isinstance(f.get("params"), h5py.Group):
+            params = {key: f["params"][key][rows] for key in f["params"]}
+    return Galaxies(images=images, labels=labels, class_names=names, params=params, name=path.name, path=path)
+
+
+def write_galaxy10(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    labels: np.ndarray,
+    params: dict[str, np.ndarray] | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> Path:
+    """Write images uint8 (N, 69, 69, 3), labels (N,) in 0..9, params {name: (N,)} in the Galaxy10 layout."""
+    path = Path(path)
+    images, labels = np.asarray(images), np.asarray(labels)
+    names = tuple(class_names) if class_names is not None else GALAXY10_SDSS_CLASSES
+    where = f"write_galaxy10({path.name})"
+    # The same checks as on reading, so this function never writes a file that read_galaxy10 refuses.
+    check_images(images.shape, images.dtype, where)
+    check_labels(labels, len(images), len(names), where)
+    for key, values in (params or {}).items():
+        if np.shape(values) != (len(images),):
+            raise GalaxyDataError(
+                f"{where}: parameter {key!r} has shape {np.shape(values)}; expected one value per image, "
+                f"i.e. shape ({len(images)},)."
+            )
+    with _atomic_h5(path) as f:
+        f.create_dataset("images", data=images, chunks=(min(len(images), 256), STAMP, STAMP, 3))
+        f.create_dataset("ans", data=labels.astype(np.uint8))  # uint8 like the Galaxy10 files
+        if params:
+            group = f.create_group("params")
+            for key, values in params.items():
+                group.create_dataset(key, data=np.asarray(values, dtype=np.float64))
+        f.attrs["class_names"] = json.dumps(list(names))
+    return path
+
+
+def describe(path: str | os.PathLike) -> str:
+    """Text for `galaxy-ae data info PATH`: file, count, image shape/dtype, classes with counts, params."""
+    path = Path(path)
+    with _open_h5(path) as f:
+        lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
+        _require_keys(f, path)
+        images = f["images"]
+        lines.append(f"images: {images.shape[0]} galaxies, shape {tuple(images.shape)}, dtype {images.dtype}")
+        try:
+            names = _class_names(f, path, None)
+            _check_layout(f, path, len(names))
+        except GalaxyDataError as err:  # still show what the file holds; the problem is part of the answer
+            lines.append(f"not loadable as it is: {err}")
+            return "\n".join(lines)
+        counts = np.bincount(f["ans"][:].astype(np.int64), minlength=len(names))
+        lines.append(f"classes ({len(names)}), index: name, count:")
+        width = max(len(name) for name in names)
+        lines += [
+            f"  {i}: {name:<{width}} {count:>6}" for i, (name, count) in enumerate(zip(names, counts, strict=True))
+        ]
+        params = sorted(f["params"]) if isinstance(f.get("params"), h5py.Group) else []
+        lines.append(f"true parameters: {', '.join(params) if params else 'none (real data)'}")
+        extras = sorted(set(f) - {"images", "ans", "params"})
+        if extras:
+            lines.append(f"other columns: {', '.join(extras)}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def _open_h5(path: Path) -> Iterator[h5py.File]:
+    """Open path read-only, with a clear error when it is missing or not HDF5 at all."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No file at {path}. Check the path, or load a dataset by name: "
+            f"load_galaxies('galaxy10_sdss') downloads it, load_galaxies('synthetic') makes one offline."
+        )
+    if not h5py.is_hdf5(path):
+        raise GalaxyDataError(
+            f"{path} is not an HDF5 file (an interrupted copy, or an HTML error page saved under this "
+            "name?). Delete it and download it again; Galaxy10 files are HDF5 files with `images` and `ans`."
+        )
+    with h5py.File(path, "r") as f:
+        yield f
+
+
+def _require_keys(f: h5py.File, path: Path) -> None:
+    missing = [key for key in ("images", "ans") if key not in f]
+    if missing:
+        raise GalaxyDataError(
+            f"{path} has no {' or '.join(repr(k) for k in missing)}; found keys {sorted(f)}. "
+            "This is not a Galaxy10-layout file: it needs `images` uint8 (N, 69, 69, 3) and `ans` labels "
+            "(N,); write one with write_galaxy10(path, images, labels)."
+        )
+
+
+def _class_names(f: h5py.File, path: Path, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The class names of a file: its own attribute, else those asked for, else guessed from its columns."""
+    stored = f.attrs.get("class_names")
+    stored = tuple(json.loads(stored)) if stored is not None else None
+    if requested is not None and stored is not None and tuple(requested) != stored:
+        # A file from another dataset must not be read with this dataset's class names.
+        raise GalaxyDataError(
+            f"{path} holds classes {list(stored)[:3]}..., not the expected {list(requested)[:3]}...: it "
+            "belongs to a different dataset. Move it out of the way, or load it by its path, not by name."
+        )
+    if stored is not None:
+        return stored
+    if requested is not None:
+        return tuple(requested)
+    # The published files carry no class names; DECaLS is recognised by its extra columns.
+    return GALAXY10_DECALS_CLASSES if set(DECALS_EXTRA_KEYS) <= set(f) else GALAXY10_SDSS_CLASSES
+
+
+def _check_layout(f: h5py.File, path: Path, n_classes: int) -> int:
+    """Check keys, image shape and dtype, and labels of an open file; return the number of images N."""
+    _require_keys(f, path)
+    images = f["images"]
+    check_images(images.shape, images.dtype, str(path))
+    check_labels(f["ans"][:], images.shape[0], n_classes, str(path))
+    if isinstance(f.get("params"), h5py.Group):
+        for key in f["params"]:
+            if f["params"][key].shape != (images.shape[0],):
+                raise GalaxyDataError(
+                    f"{path}: parameter params/{key} has shape {f['params'][key].shape}, expected "
+                    f"({images.shape[0]},), one value per image. Recreate the file (delete it to re-render)."
+                )
+    return images.shape[0]
+
+
+def check_images(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+    """Refuse anything but uint8 (N, 69, 69, 3), naming the likely mix-up and the fix."""
+    if dtype != np.uint8:
+        if np.issubdtype(dtype, np.floating):
+            fix = "float images: if they are in 0..1, convert with (x * 255).round().astype(np.uint8)"
+        else:
+            fix = "if the values are 0..255, convert with np.clip(x, 0, 255).astype(np.uint8)"
+        raise GalaxyDataError(
+            f"{where}: `images` has dtype {dtype}, expected uint8 (0..255) as in Galaxy10; {fix}, "
+            "then save with write_galaxy10()."
+        )
+    shape = tuple(shape)
+    expected = f"expected uint8 (N, {STAMP}, {STAMP}, 3) colour stamps"
+    if len(shape) == 4 and shape[1:] == (STAMP, STAMP, 3):
+        if shape[0] == 0:
+            raise GalaxyDataError(f"{where}: `images` is empty (N=0). Use a file that holds galaxies.")
+        return
+    if shape[1:] in ((STAMP, STAMP), (STAMP, STAMP, 1)):
+        problem = "grayscale images (one channel)"
+        fix = "repeat the channel: np.repeat(x.reshape(-1, 69, 69, 1), 3, axis=-1)"
+    elif len(shape) == 4 and shape[1] in (1, 3) and shape[2:] == (STAMP, STAMP):
+        problem = "channels-first images (N, C, H, W), PyTorch's order"
+        fix = "the file stores channels last: x.transpose(0, 2, 3, 1)"
+    elif len(shape) == 4 and shape[1:3] == (64, 64):
+        problem = "64x64 stamps"
+        fix = "this package works on Galaxy10's 69x69 stamps: resample your images to 69x69"
+    elif len(shape) == 4 and shape[1:3] == (256, 256):
+        problem = "256x256 stamps, the full-resolution Galaxy10 DECaLS"
+        fix = "use load_galaxies('galaxy10_decals'), which downsamples to 69x69 (or downsample_decals())"
+    else:
+        problem = f"images of shape {shape}"
+        fix = "write the images with write_galaxy10() in the expected shape"
+    raise GalaxyDataError(f"{where}: {problem}, shape {shape}; {expected}. To fix: {fix}.")
+
+
+def check_labels(labels: np.ndarray, n_images: int, n_classes: int, where: str) -> None:
+    """Labels must be integer class indices (N,) in 0..n_classes-1, one per image."""
+    if labels.ndim != 1:
+        raise GalaxyDataError(
+            f"{where}: `ans` has shape {labels.shape}, expected ({n_images},), one class index per image "
+            "(one-hot labels? take labels.argmax(axis=1))."
+        )
+    if len(labels) != n_images:
+        raise GalaxyDataError(
+            f"{where}: {n_images} images but {len(labels)} labels in `ans`; every image needs exactly one "
+            "label. The file is damaged or was written in two steps: write it again with write_galaxy10()."
+        )
+    if not (np.issubdtype(labels.dtype, np.integer) or np.array_equal(labels, np.round(labels))):
+        raise GalaxyDataError(f"{where}: `ans` holds non-integer values ({labels.dtype}); expected class indices.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise GalaxyDataError(
+            f"{where}: labels in `ans` run from {labels.min()} to {labels.max()}, outside the class indices "
+            f"0..{n_classes - 1}. Is this a Galaxy10-layout file? Relabel to 0..{n_classes - 1}."
+        )
+
+
+@contextmanager
+def _atomic_h5(dest: Path) -> Iterator[h5py.File]:
+    """Write an HDF5 file under a temporary name next to dest and rename it to dest only once complete."""
+    _writable_folder(dest.parent)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, dest)
+    except BaseException:  # Ctrl-C included: never leave a half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The synthetic set
+
+
+def make_synthetic(
+    path: str | os.PathLike,
+    n: int,
+    seed: int = 0,
+    class_weights=None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Render n synthetic galaxies for `seed` (the same seed gives the same images) and write them to path."""
+    from galaxy_autoencoders import synthetic  # imported here: GalSim is slow to import and absent on Windows
+
+    images, labels, params = synthetic.render_galaxies(
+        n, seed=seed, class_weights=class_weights, workers=workers, progress=progress
+    )
+    # The synthetic classes are Galaxy10 SDSS's, one parameter range per class (synthetic.CLASS_RANGES).
+    return write_galaxy10(path, images, labels, params=params, class_names=GALAXY10_SDSS_CLASSES)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Downloads: fetch (cache + verify) on top of download (stream, resume, check, rename)
+
+
+def fetch(name: str, data_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Local path of "galaxy10_sdss" or "galaxy10_decals", downloaded and SHA-256 verified if needed."""
+    key = _dataset_key(name)
+    if key not in DATASETS:
+        raise ValueError(f"fetch() downloads one of {sorted(DATASETS)}, not {name!r}.")
+    return _fetch(DATASETS[key], _data_folder(data_dir), progress, allow_download=True)
+
+
+def _fetch(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool) -> Path:
+    """The verified file for spec in folder: hashed once (then trusted by size + mtime), else downloaded."""
+    path = folder / spec.filename
+    if path.exists():
+        if _is_marked_verified(path, spec):
+            return path
+        problem = _cached_file_problem(path, spec)
+        if problem is None:
+            _mark_verified(path, spec)
+            return path
+        corrupt = _sibling(path, ".corrupt")
+        _writable_folder(folder)
+        os.replace(path, corrupt)
+        _sibling(path, ".verified").unlink(missing_ok=True)
+        print(f"The cached {path} is damaged ({problem}); moved it to {corrupt}.")
+    if not allow_download:
+        raise FileNotFoundError(
+            f"{spec.filename} is not in {folder} and download=False. Download it with "
+            f"load_galaxies({spec.name!r}) or by hand from {spec.url} to {path}. {OFFLINE_HINT}"
+        )
+    if progress:
+        print(f"Downloading {spec.filename} ({_size_text(spec.size)}) from {spec.url} to {folder}")
+    download(spec.url, path, spec.sha256, expected_size=spec.size, progress=progress)
+    _mark_verified(path, spec)
+    return path
+
+
+def _cached_file_problem(path: Path, spec: DatasetSpec) -> str | None:
+    """None if the file has the published size and hash, else what is wrong (size first: it is free)."""
+    size = path.stat().st_size
+    if spec.size is not None and size != spec.size:
+        return f"{size} bytes instead of {spec.size}"
+    digest = _sha256_file(path)
+    if digest != spec.sha256.lower():
+        return f"SHA-256 {digest} instead of {spec.sha256}"
+    return None
+
+
+def _is_marked_verified(path: Path, spec: DatasetSpec) -> bool:
+    """True if the sidecar says this very file (same size and mtime) was hashed and matched spec before."""
+    try:
+        mark = json.loads(_sibling(path, ".verified").read_text())
+    except (OSError, ValueError):
+        return False
+    stat = path.stat()
+    return mark == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256.lower()}
+
+
+def _mark_verified(path: Path, spec: DatasetSpec) -> None:
+    """Remember a successful hash check, so later loads skip hashing hundreds of megabytes."""
+    stat = path.stat()
+    mark = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256.lower()}
+    try:
+        _sibling(path, ".verified").write_text(json.dumps(mark))
+    except OSError:  # a read-only shared folder: fine, the file is just hashed again next time
+        pass
+
+
+def _sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Interrupted(Exception):
+    """The connection dropped mid-transfer; what arrived is kept in the .part file for a resume."""
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str,
+    expected_size: int | None = None,
+    progress: bool = True,
+    chunk_size: int = 1 << 20,
+    timeout: float = 30,
+) -> Path:
+    """Download url to dest via `dest.part` (resumed if present), check size and SHA-256, rename to dest."""
+    dest = Path(dest)
+    _writable_folder(dest.parent)
+    part = _sibling(dest, ".part")
+    for attempt in range(DOWNLOAD_RETRIES + 1):
+        try:
+            _transfer(url, part, dest, expected_size, progress, chunk_size, timeout)
+            break
+        except _Interrupted as err:
+            if attempt == DOWNLOAD_RETRIES:
+                raise DownloadError(
+                    f"Downloading {dest.name} from {url} was interrupted {attempt + 1} times ({err}). "
+                    f"The {part.stat().st_size if part.exists() else 0} bytes received are kept in {part}: "
+                    f"run the same command again to resume. {OFFLINE_HINT}"
+                ) from err
+            print(f"{err}; resuming ({attempt + 1}/{DOWNLOAD_RETRIES})")
+    size = part.stat().st_size
+    digest = _sha256_file(part)
+    if (expected_size is not None and size != expected_size) or digest != sha256.lower():
+        # Keep the bad bytes for inspection, but never under the final name, and not as a .part to resume.
+        corrupt = _sibling(dest, ".corrupt")
+        os.replace(part, corrupt)
+        raise DownloadError(
+            f"Downloaded {dest.name} from {url}, but it does not match the published file: SHA-256 {digest} "
+            f"(expected {sha256.lower()}), {size} bytes (expected {_size_text(expected_size)}). "
+            f"It was moved aside to {corrupt}. Run the same command again to download afresh; if it fails "
+            f"again, download the file by hand, check it with `sha256sum`, and put it at {dest}."
+        )
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(
+    url: str,
+    part: Path,
+    dest: Path,
+    expected_size: int | None,
+    progress: bool,
+    chunk_size: int,
+    timeout: float,
+) -> None:
+    """Append the rest of url to part, asking the server (HTTP Range) to skip the bytes part already holds."""
+    have = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and have >= expected_size:
+        if have == expected_size:
+            return  # complete already (e.g. interrupted while hashing): the hash check decides
+        part.unlink()  # longer than the real file: not ours, start over
+        have = 0
+    headers = {"User-Agent": "galaxy_autoencoders"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        response = urlopen(Request(url, headers=headers), timeout=timeout)
+    except HTTPError as err:
+        if err.code == 416 and have:  # "range not satisfiable": part holds the whole file; the hash decides
+            return
+        raise DownloadError(
+            f"Could not download {dest.name}: the server answered HTTP {err.code} ({err.reason}) for {url}. "
+            f"{_http_advice(err.code)} You can also download it by hand and put it at {dest}. {OFFLINE_HINT}"
+        ) from err
+    except (URLError, OSError, HTTPException) as err:  # no network, DNS failure, refused, timeout
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"Could not download {dest.name} from {url}: {reason}. Is this computer offline? Either download "
+            f"the file by hand (e.g. in a browser) and put it in the folder {dest.parent}, as {dest} "
+            f"(set {config.DATA_ENV} to use another folder), or work without it. {OFFLINE_HINT}"
+        ) from err
+    with response:
+        if have and response.status != 206:
+            have = 0  # the server ignored Range and sends the whole file: start the .part over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else expected_size
+        host = urlsplit(url).hostname
+        with (
+            open(part, "ab" if have else "wb") as out,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                disable=not progress,
+            ) as bar,
+        ):
+            while True:
+                try:
+                    block = response.read(chunk_size)
+                except (OSError, HTTPException) as err:
+                    raise _Interrupted(f"connection to {host} lost after {out.tell()} bytes ({err})") from err
+                if not block:
+                    break
+                out.write(block)
+                bar.update(len(block))
+            received = out.tell()
+    # http.client returns a short body without an error when the server hangs up early: count the bytes.
+    if total is not None and received < total:
+        raise _Interrupted(f"connection to {host} closed after {received} of {total} bytes")
+
+
+def _http_advice(code: int) -> str:
+    if code == 404:
+        return "The file is not at this address (moved?): check the address in galaxy10.md / DATASETS."
+    if code in (401, 403):
+        return "The server refuses access: try again later, or from another network."
+    if code >= 500:
+        return "The server has a problem: try again in a few minutes."
+    return "Try again later."
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    """`Galaxy10.h5` -> `Galaxy10.h5.part` (appended, so the real suffix stays visible)."""
+    return path.with_name(path.name + suffix)
+
+
+def _size_text(size: int | None) -> str:
+    return "size unpublished" if size is None else f"{size / 1e6:.0f} MB"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Folders
+
+
+def _data_folder(data_dir: str | os.PathLike | None) -> Path:
+    """The cache folder (data_dir, else config.data_dir()), created if needed."""
+    folder = Path(data_dir).expanduser() if data_dir is not None else config.data_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataFolderError(f"Cannot create the data folder {folder} ({err.strerror or err}). {FOLDER_HINT}") from err
+    return folder
+
+
+def _writable_folder(folder: Path) -> None:
+    """Fail early, with a clear message, when a file cannot be written into folder."""
+    folder = _data_folder(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise DataFolderError(
+            f"Cannot write into the data folder {folder} ({err.strerror or err}). {FOLDER_HINT}"
+        ) from err
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DECaLS: 256x256 -> 69x69
+
+
+def downsample_decals(src: str | os.PathLike, dest: str | os.PathLike, chunk: int = 512, progress: bool = True) -> Path:
+    """Area-average Galaxy10 DECaLS images uint8 (N, 256, 256, 3) to (N, 69, 69, 3), `chunk` at a time."""
+    src, dest = Path(src), Path(dest)
+    with _open_h5(src) as f:
+        _require_keys(f, src)
+        images = f["images"]
+        if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < STAMP or images.dtype != np.uint8:
+            raise GalaxyDataError(
+                f"{src}: `images` is {images.dtype} {images.shape}; downsample_decals expects uint8 "
+                f"(N, H, W, 3) with H, W >= {STAMP}, like Galaxy10 DECaLS's (17736, 256, 256, 3)."
+            )
+        count, height, width, _ = images.shape
+        rows = _area_weights(height, STAMP)  # (69, H)
+        cols = _area_weights(width, STAMP)  # (69, W)
+        with _atomic_h5(dest) as out:
+            small = out.create_dataset("images", (count, STAMP, STAMP, 3), dtype=np.uint8)
+            # Reading `chunk` images at a time keeps memory at ~chunk x 0.8 MB instead of the 3.5 GB whole.
+            for start in tqdm(range(0, count, chunk), desc=f"downsampling {src.name}", disable=not progress):
+                small[start : start + chunk] = _area_downsample(images[start : start + chunk], rows, cols)
+            for key in f:  # ans, ra, dec, redshift, pxscale: one value per image, copied along
+                if key != "images" and isinstance(f[key], h5py.Dataset) and f[key].shape[:1] == (count,):
+                    values = f[key][:]
+                    if key == "pxscale":  # arcsec per pixel grows as the pixels get bigger
+                        values = values * (height / STAMP)
+                    out.create_dataset(key, data=values)
+            out.attrs["class_names"] = json.dumps(list(GALAXY10_DECALS_CLASSES))
+            out.attrs["source"] = f"{src.name}, {height}x{width} area-averaged to {STAMP}x{STAMP}"
+    return dest
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """Matrix float32 (n_out, n_in): output pixel i is the mean of the input over its exact footprint.
+
+    Output pixel i covers [i * n_in / n_out, (i + 1) * n_in / n_out) in input pixels; 256 / 69 is not an
+    integer, so border input pixels are shared between two outputs in proportion to their overlap. Working
+    in units of 1 / n_out keeps every edge an integer, so the weights are exact and each row sums to 1.
+    """
+    out_lo = np.arange(n_out)[:, None] * n_in  # (n_out, 1), output edges in units of 1 / n_out
+    in_lo = np.arange(n_in)[None, :] * n_out  # (1, n_in), input edges in the same units
+    overlap = np.minimum(out_lo + n_in, in_lo + n_out) - np.maximum(out_lo, in_lo)
+    return (np.clip(overlap, 0, None) / n_in).astype(np.float32)
+
+
+def _area_downsample(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """uint8 (B, H, W, C) -> uint8 (B, h, w, C) with weights rows (h, H) and cols (w, W), rounded."""
+    b, height, width, channels = block.shape
+    x = np.matmul(rows, block.reshape(b, height, width * channels).astype(np.float32))  # (B, h, W*C)
+    x = np.matmul(cols, x.reshape(b, len(rows), width, channels))  # (B, h, w, C)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
