@@ -3,7 +3,8 @@
     galaxy-ae data synthetic --n 512 --seed 0 --out galaxies.h5   render GalSim galaxies (offline)
     galaxy-ae data galaxy10-sdss                                  download and verify Galaxy10 SDSS (200 MB)
     galaxy-ae data info galaxies.h5                               count, shape, classes of a file
-    galaxy-ae demo                                                the main job (offline, synthetic galaxies)
+    galaxy-ae train --data synthetic --objective mmd --epochs 5 --out runs/mmd   train one model
+    galaxy-ae demo                                                the main job: ELBO vs MMD (offline)
 
 Bad arguments exit with status 2 and a usage line; any other failure with status 1 and a one-line error
 (`--debug` shows the traceback).
@@ -38,12 +39,90 @@ def _data_info(args) -> None:
     print(describe(args.path))
 
 
+def _prepare(args):
+    """Profile, galaxies and DataLoaders for train/demo, as a notebook's first cells make them."""
+    from .config import apply_profile, get_profile
+    from .dataloaders import galaxy_dls
+    from .datasets import load_galaxies
+
+    profile = apply_profile(get_profile("quick" if args.quick else None))
+    data = load_galaxies(args.data, n=args.n or profile.n_images, seed=profile.seed)
+    print(f"{data!r}, profile {profile.name}")
+    dls = galaxy_dls(data, bs=profile.batch_size, seed=profile.seed)
+    return profile, data, dls
+
+
+def _fit(dls, objective: str, profile, epochs: int | None):
+    """A fresh model trained with `objective` for the profile's epochs (fastai's progress bar and table)."""
+    from .learner import vae_learner
+    from .models import ModelConfig
+
+    learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr)
+    learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
+    if getattr(learn, "nan_guard", None) is not None and learn.nan_guard.tripped:
+        raise RuntimeError(f"Training the {objective} model stopped on a NaN loss; see the message above.")
+    return learn
+
+
+def _train(args) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no window from a command line
+    import matplotlib.pyplot as plt
+
+    from .learner import save_learner
+    from .metrics import reconstruct_all
+    from .plots import reconstruction_comparison, save_figure
+
+    profile, data, dls = _prepare(args)
+    learn = _fit(dls, args.objective, profile, args.epochs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_learner(learn, args.out / "model", extra={"data": data.name, "profile": profile.name})
+    with open(args.out / "history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch"] + [n for n in learn.recorder.metric_names[1:-1]])
+        writer.writerows([epoch] + [float(v) for v in row] for epoch, row in enumerate(learn.recorder.values))
+    learn.recorder.plot_loss()
+    save_figure(plt.gcf(), args.out / "loss.png")
+    x, recon = reconstruct_all(learn.model, dls.valid, bs=64)
+    figure = reconstruction_comparison(x[:8], {args.objective.upper(): recon[:8]}, n=8)
+    save_figure(figure, args.out / "reconstructions.png")
+    print(f"Saved model.pt/.json, history.csv, loss.png and reconstructions.png to {args.out}/")
+
+
 def _demo(args) -> None:
-    print(
-        "galaxy-ae demo is not available yet: it arrives with the VAE models (ELBO vs MMD). Meanwhile, "
-        "`galaxy-ae data synthetic --n 512 --out galaxies.h5` renders galaxies, and notebooks/01_data.ipynb "
-        "shows them."
-    )
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from .learner import save_learner
+    from .metrics import evaluate, reconstruct_all
+    from .plots import reconstruction_comparison, save_figure
+
+    profile, data, dls = _prepare(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    learners, report = {}, {"data": data.name, "profile": profile.name, "n_galaxies": len(data)}
+    for objective in ("elbo", "mmd"):
+        print(f"Training the {objective.upper()}-VAE")
+        learners[objective] = learn = _fit(dls, objective, profile, args.epochs)
+        save_learner(learn, args.out / "models" / objective, extra={"data": data.name, "profile": profile.name})
+        report[objective] = evaluate(learn.model, dls, params=data.params)
+    x, _ = reconstruct_all(learners["elbo"].model, dls.valid, bs=64)
+    recons = {name.upper(): reconstruct_all(learn.model, x[:6])[1] for name, learn in learners.items()}
+    save_figure(reconstruction_comparison(x[:6], recons, n=6), args.out / "comparison.png")
+    report["mmd_sharper_than_elbo"] = report["mmd"]["sharpness"] > report["elbo"]["sharpness"]
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
+    for name in ("elbo", "mmd"):
+        r = report[name]
+        print(
+            f"{name.upper():>4}: MSE {r['mse']:.4f}, sharpness {r['sharpness']:.3f}, active units {r['active_units']}"
+        )
+    print(f"MMD sharper than ELBO: {report['mmd_sharper_than_elbo']}")
+    print(f"Wrote comparison.png, metrics.json and the two models to {args.out}/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,10 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path)
     info.set_defaults(func=_data_info)
 
+    train = commands.add_parser("train", help="train one autoencoder or VAE and save it")
+    train.add_argument("--objective", choices=("elbo", "mmd", "ae"), default="mmd", help="the loss (default mmd)")
+    train.add_argument("--out", type=Path, required=True, help="output folder (model, history, figures)")
     demo = commands.add_parser("demo", help="train an ELBO-VAE and an MMD-VAE and compare them (offline)")
     demo.add_argument("--out", type=Path, default=Path("galaxy-ae-output"), help="output folder")
-    demo.add_argument("--quick", action="store_true", help="the quick profile: a few minutes on a laptop CPU")
-    demo.set_defaults(func=_demo)
+    for sub, func in ((train, _train), (demo, _demo)):
+        sub.add_argument(
+            "--data", default="synthetic", help="synthetic (default, offline), galaxy10-sdss, galaxy10-decals or PATH"
+        )
+        sub.add_argument("--epochs", type=_positive_int, help="epochs (default: the profile's)")
+        sub.add_argument("--n", type=_positive_int, help="number of galaxies (default: the profile's)")
+        sub.add_argument("--quick", action="store_true", help="the quick profile, whatever $GALAXY_AE_PROFILE says")
+        sub.set_defaults(func=func)
     return parser
 
 

@@ -1,0 +1,409 @@
+"""`vae_learner`: a fastai `Learner` for the autoencoder, the ELBO-VAE and the MMD-VAE, and its callbacks.
+
+fastai calls `loss_func(pred, x, labels)` after each forward pass (the batches are `(x, x, labels)` with one
+input). `VAELoss` computes the reconstruction and KL terms there. Every other behaviour of training is a small
+`Callback` that hooks one event, the way fastai's own `MixedPrecision` does:
+
+- `MMDCallback` (after_loss, order 20) adds lam * MMD(latent means, prior samples) to the loss;
+- `ClassAwareCallback`, `PerceptualCallback` (after_loss, orders 21, 22) add the optional terms;
+- `KLWarmup` (before_batch, order 5) ramps the KL weight from 0 to 1;
+- `NaNGuard` (after_loss, order 80, after every term is in) stops training on a NaN/inf loss, before the
+  optimiser can step on it, and restores the last good weights.
+
+Each term's value for the latest batch sits in `learn.loss_func.parts` ({"recon": ..., "kl": ..., "mmd": ...},
+unweighted, detached); the `LossPart` metrics average them over the validation set, so fastai's table shows
+epoch / train_loss / valid_loss / recon / kl / mmd / time. Both VAEs show all three columns whichever terms
+their objective trains with, so an ELBO run and an MMD run compare column by column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import replace
+
+import torch
+
+with warnings.catch_warnings():
+    # fastai 2.8 still uses torch.jit.script, which torch >= 2.9 warns about on import (see dataloaders.py).
+    warnings.simplefilter("ignore", FutureWarning)
+    import fastai.callback.progress  # noqa: F401  (registers ProgressCallback: progress bars and the results table)
+    import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and Learner.lr_find)
+    from fastai.callback.core import Callback, CancelFitException
+    from fastai.learner import Learner, Metric
+    from fastai.torch_core import find_bs
+
+from .losses import (
+    DEFAULT_LAM,
+    DEFAULT_SCALES,
+    PerceptualLoss,
+    class_aware_loss,
+    kl_divergence,
+    mmd,
+    reconstruction_loss,
+)
+from .models import ModelConfig, build_model, reparameterize, save_checkpoint
+
+OBJECTIVES = ("elbo", "mmd", "ae")
+
+
+class VAELoss:
+    """fastai loss: (pred, x (B, C, H, W), labels (B,)) -> scalar; pred is recon, or (recon, mu, logvar) for a VAE.
+
+    "ae": reconstruction. "elbo" and "mmd": reconstruction + kl_weight * warmup * KL, where kl_weight is beta
+    for the ELBO and 0 for the MMD-VAE (whose MMD term `MMDCallback` adds). `warmup` is set by `KLWarmup`.
+    """
+
+    def __init__(self, objective: str = "elbo", kl_weight: float = 1.0):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+        self.objective = objective
+        self.kl_weight = kl_weight
+        self.warmup = 1.0  # KLWarmup ramps this from 0 to 1
+        self.parts: dict[str, torch.Tensor] = {}  # this batch's unweighted terms, read by the LossPart metrics
+
+    def __call__(self, pred, x: torch.Tensor, *labels) -> torch.Tensor:
+        self.parts.clear()
+        if self.objective == "ae":
+            recon = pred
+            loss = reconstruction_loss(recon, x)
+            self.parts["recon"] = loss.detach()
+            return loss
+        recon, mu, logvar = pred
+        rec = reconstruction_loss(recon, x)
+        kl = kl_divergence(mu, logvar)
+        self.parts["recon"], self.parts["kl"] = rec.detach(), kl.detach()
+        weight = self.kl_weight * self.warmup
+        # Skip rather than multiply by 0: an MMD-VAE's KL may be inf, and 0 * inf is NaN.
+        return rec + weight * kl if weight else rec
+
+
+class LossPart(Metric):
+    """Average over the validation set of one loss term (learn.loss_func.parts[name]), weighted by batch size."""
+
+    def __init__(self, name: str):
+        self.part = name
+
+    def reset(self):
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn):
+        value = learn.loss_func.parts.get(self.part)
+        if value is None:
+            return
+        bs = find_bs(learn.yb)
+        self.total = self.total + value.float() * bs  # a tensor: no GPU sync per batch
+        self.count += bs
+
+    @property
+    def value(self):
+        return self.total / self.count if self.count else None
+
+    @property
+    def name(self) -> str:
+        return self.part
+
+
+class MMDCallback(Callback):
+    """Adds lam * MMD(codes, prior samples) to the loss after fastai computes it: codes (B, L), prior (B, L) ~ N(0, I).
+
+    on="mean" (default) compares the latent means mu with the prior: the codes themselves must fill N(0, I),
+    which only informative codes can do. This is the MMD-VAE of Zhao et al.'s own demo (a deterministic
+    encoder) and of the blog. on="sample" uses z ~ q(z|x), InfoVAE's aggregate posterior to the letter; then
+    a posterior as wide as the prior (sigma ~ 1, mu ~ 0) also matches, and in short runs the model settles
+    there: codes that say little about the galaxy and blurry reconstructions. With lam=0 the MMD is measured
+    (for its column) but not trained on.
+    """
+
+    order = 20  # after MixedPrecision (10) has left autocast, so the kernels run in float32
+
+    def __init__(
+        self,
+        lam: float = DEFAULT_LAM,
+        kernel: str = "imq",
+        scales: tuple[float, ...] = DEFAULT_SCALES,
+        on: str = "mean",
+    ):
+        if lam < 0:
+            raise ValueError(f"lam (the MMD weight) must be >= 0, got {lam}; a negative weight pushes z off the prior.")
+        if on not in ("mean", "sample"):
+            raise ValueError(f"on must be 'mean' (the latent means) or 'sample' (z ~ q(z|x)), got {on!r}.")
+        self.lam = lam
+        self.kernel = kernel
+        self.scales = scales
+        self.on = on
+
+    def after_loss(self):
+        if not isinstance(self.learn.pred, (tuple, list)) or not len(self.learn.yb):
+            return
+        _, mu, logvar = self.learn.pred  # (B, L) each
+        # In eval mode the decoder sees mu, so "sample" measures mu there too: validation stays deterministic.
+        sample = self.on == "sample" and self.learn.model.training
+        z = reparameterize(mu, logvar) if sample else mu  # (B, L)
+        prior = torch.randn_like(z, dtype=torch.float32)  # (B, L)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.lam > 0):
+            distance = mmd(z, prior, kernel=self.kernel, scales=self.scales)
+        self.learn.loss_func.parts["mmd"] = distance.detach()
+        if self.lam:
+            self.learn.loss_grad = self.learn.loss_grad + self.lam * distance
+            self.learn.loss = self.learn.loss_grad.clone()
+
+
+class ClassAwareCallback(Callback):
+    """Adds weight * cross entropy of the model's class head on mu (B, L) -> logits (B, K) against the labels."""
+
+    order = 21
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
+    def before_fit(self):
+        if getattr(self.learn.model, "class_head", None) is None:
+            raise ValueError(
+                "ClassAwareCallback needs a VAE with a class head: build it with ModelConfig(n_classes=K), "
+                "or use vae_learner(..., class_weight=...) which does that for you."
+            )
+
+    def after_loss(self):
+        if len(self.learn.yb) < 2:
+            return
+        _, mu, _ = self.learn.pred
+        ce = class_aware_loss(self.learn.model.class_head(mu), self.learn.yb[1])
+        self.learn.loss_func.parts["class"] = ce.detach()
+        self.learn.loss_grad = self.learn.loss_grad + self.weight * ce
+        self.learn.loss = self.learn.loss_grad.clone()
+
+
+class PerceptualCallback(Callback):
+    """Adds weight * PerceptualLoss(recon, x): squared VGG16 feature distance, summed per image."""
+
+    order = 22
+
+    def __init__(self, weight: float = 1.0, layer: str = "relu2_2", pretrained: bool = True):
+        self.weight = weight
+        self.perceptual = PerceptualLoss(layer=layer, pretrained=pretrained)
+
+    def before_fit(self):
+        self.perceptual.to(self.dls.device)
+
+    def after_loss(self):
+        if not len(self.learn.yb):
+            return
+        pred = self.learn.pred
+        recon = pred[0] if isinstance(pred, (tuple, list)) else pred
+        term = self.perceptual(recon, self.learn.yb[0])
+        self.learn.loss_func.parts["perceptual"] = term.detach()
+        self.learn.loss_grad = self.learn.loss_grad + self.weight * term
+        self.learn.loss = self.learn.loss_grad.clone()
+
+
+class KLWarmup(Callback):
+    """Ramps the KL weight linearly from 0 to 1 over the first `pct` of the training steps, once per learner.
+
+    The ramp counts steps across calls to fit, so a second fit continues at weight 1, and lr_find (a mock fit)
+    neither advances it nor is counted. Validation uses the weight of the latest training step.
+    """
+
+    order = 5  # before the loss is computed; nothing else touches the weight
+
+    def __init__(self, pct: float = 0.3):
+        if not 0 < pct <= 1:
+            raise ValueError(f"KLWarmup pct is the fraction of training to ramp over, in (0, 1]; got {pct}.")
+        self.pct = pct
+        self.n_steps: int | None = None  # fixed by the first real fit
+        self.step = 0
+
+    @property
+    def weight(self) -> float:
+        """The KL weight for the next training step: step / n_steps, capped at 1 (0 before the first fit)."""
+        return 0.0 if self.n_steps is None else min(1.0, self.step / self.n_steps)
+
+    def before_fit(self):
+        self.counting = not hasattr(self.learn, "lr_finder")
+        if self.counting and self.n_steps is None:
+            self.n_steps = max(1, round(self.pct * self.n_epoch * len(self.dls.train)))
+
+    def before_batch(self):
+        if self.training:
+            self.learn.loss_func.warmup = self.weight
+
+    def after_batch(self):
+        if self.training and self.counting:
+            self.step += 1
+
+
+class NaNGuard(Callback):
+    """Stops training at the first NaN/inf training loss, restores the last good weights and says what to try.
+
+    Every `every` finite training losses it keeps a CPU copy of the state_dict (one model's worth of memory;
+    a 1.2 M-parameter VAE is 5 MB, and a copy every 50 batches costs well under 1% of a batch's time). The
+    check runs after the loss and before backward, so the optimiser never steps on a NaN. After fit,
+    `learn.nan_guard.tripped` is True and `learn.nan_guard.message` says where it happened.
+    """
+
+    order = 80  # after every callback that adds a term to the loss
+
+    def __init__(self, every: int = 50):
+        self.every = every
+        self.tripped = False
+        self.message: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "nan_guard"  # so learn.nan_guard finds it (fastai's automatic name would be "na_n_guard")
+
+    def _snapshot(self):
+        self.good_state = {k: v.detach().to("cpu", copy=True) for k, v in self.learn.model.state_dict().items()}
+        self.good_at = (getattr(self, "epoch", 0), getattr(self, "iter", 0))
+
+    def before_fit(self):
+        # lr_find raises the learning rate until the loss explodes, on purpose, and restores the weights itself.
+        self.active = not hasattr(self.learn, "lr_finder")
+        self.tripped, self.message, self.n_good = False, None, 0
+        if self.active:
+            self._snapshot()
+            self.good_at = ("start of fit", "-")
+
+    def after_loss(self):
+        if not (self.active and self.training):
+            return
+        if torch.isfinite(self.learn.loss_grad).all():
+            self.n_good += 1
+            if self.n_good % self.every == 0:
+                self._snapshot()
+            return
+        lr = self.opt.hypers[-1]["lr"]
+        value = self.learn.loss_grad.detach().float().item()
+        self.learn.model.load_state_dict(self.good_state)
+        self.learn.opt.clear_state()  # Adam's moments may hold the inf that caused this
+        self.tripped = True
+        epoch, batch = self.good_at
+        self.message = (
+            f"NaNGuard: the training loss became {value} at epoch {self.epoch}, batch {self.iter} "
+            f"(learning rate {lr:.2e}). Training stopped; the weights are back to the last good ones "
+            f"(epoch {epoch}, batch {batch}) and the optimiser state is reset. Try a learning rate 10x lower "
+            f"(lr={lr / 10:.1e}), a KL warm-up (kl_warmup=0.3), or check the images for NaN/inf values."
+        )
+        warnings.warn(self.message, RuntimeWarning, stacklevel=2)
+        raise CancelFitException()
+
+
+def _cuda_speedups(dls) -> list[Callback]:
+    """bf16 autocast and channels_last on a CUDA device that supports bf16; nothing on CPU (it stays fp32)."""
+    device = getattr(dls, "device", None)
+    if device is None or torch.device(device).type != "cuda" or not torch.cuda.is_bf16_supported():
+        return []
+    # Imported here: fastai's channelslast module imports torch.cuda.amp, which warns on CPU-only installs.
+    from fastai.callback.channelslast import ChannelsLast
+    from fastai.callback.fp16 import MixedPrecision
+
+    # bf16 has float32's range, so no loss scaling is needed (fastai turns the GradScaler off for bf16).
+    return [MixedPrecision(amp_mode="bf16"), ChannelsLast()]
+
+
+def _n_classes(dls) -> int:
+    names = getattr(dls.train, "class_names", None)
+    if names:
+        return len(names)
+    return int(dls.train.labels.max().item()) + 1
+
+
+def vae_learner(
+    dls,
+    objective: str = "elbo",
+    latent_size: int | None = None,
+    beta: float | None = None,
+    lam: float = DEFAULT_LAM,
+    kernel: str = "imq",
+    kl_warmup: float = 0.0,
+    lr: float = 1e-3,
+    config: ModelConfig | None = None,
+    class_weight: float = 0.0,
+    perceptual_weight: float = 0.0,
+    perceptual_pretrained: bool = True,
+    nan_guard: bool = True,
+    cbs=None,
+    **kwargs,
+) -> Learner:
+    """A fastai Learner (Adam, lr) training a fresh model on dls with objective "elbo", "mmd" or "ae".
+
+    elbo: recon + beta * KL (beta defaults to 1). mmd: recon + lam * MMD(mu, prior) (+ beta * KL if you give
+    a beta > 0, InfoVAE's general form). ae: recon only. kl_warmup: fraction of the first fit over which the
+    KL weight ramps from 0 (0: no warm-up). config: model sizes (its kind is set from the objective);
+    latent_size, when given, overrides config.latent_size. On CUDA, bf16 autocast and channels_last are added.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+    if objective == "ae" and (class_weight or kl_warmup or beta):
+        raise ValueError("class_weight, kl_warmup and beta need a VAE; use objective='elbo' or 'mmd'.")
+    config = config or ModelConfig()
+    kind = "ae" if objective == "ae" else "vae"
+    n_classes = _n_classes(dls) if class_weight else 0
+    config = replace(
+        config,
+        kind=kind,
+        n_classes=n_classes,
+        latent_size=config.latent_size if latent_size is None else latent_size,
+    )
+    if beta is None:
+        beta = 1.0 if objective == "elbo" else 0.0
+    if beta < 0:
+        raise ValueError(f"beta (the KL weight) must be >= 0, got {beta}.")
+    model = build_model(config).to(dls.device)
+
+    callbacks = []
+    metrics = [LossPart("recon")]
+    if kind == "vae":
+        # The ELBO model gets lam=0: its MMD column is measured, not trained on.
+        callbacks.append(MMDCallback(lam=lam if objective == "mmd" else 0.0, kernel=kernel))
+        metrics += [LossPart("kl"), LossPart("mmd")]
+    if kl_warmup:
+        callbacks.append(KLWarmup(pct=kl_warmup))
+    if class_weight:
+        callbacks.append(ClassAwareCallback(weight=class_weight))
+        metrics.append(LossPart("class"))
+    if perceptual_weight:
+        callbacks.append(PerceptualCallback(weight=perceptual_weight, pretrained=perceptual_pretrained))
+        metrics.append(LossPart("perceptual"))
+    if nan_guard:
+        callbacks.append(NaNGuard())
+    callbacks += _cuda_speedups(dls)
+    callbacks += list(cbs or [])
+
+    loss_func = VAELoss(objective, kl_weight=beta)
+    learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
+    learn.objective = objective
+    # What save_learner writes next to the weights, so a checkpoint says how it was trained.
+    learn.hparams = {
+        "objective": objective,
+        "beta": beta,
+        "lam": lam if objective == "mmd" else 0.0,
+        "kernel": kernel,
+        "kl_warmup": kl_warmup,
+        "lr": lr,
+        "class_weight": class_weight,
+        "perceptual_weight": perceptual_weight,
+    }
+    return learn
+
+
+def last_metrics(learn: Learner) -> dict[str, float]:
+    """The latest epoch's row of fastai's table as {column: value} (train_loss, valid_loss, recon, ...)."""
+    values = getattr(learn, "final_record", None)
+    if values is None:
+        return {}
+    names = [n for n in learn.recorder.metric_names[1:] if n != "time"]
+    out = {}
+    for name, value in zip(names, values, strict=True):
+        value = float(value) if value is not None else math.nan
+        out[name] = value
+    return out
+
+
+def save_learner(learn: Learner, path: str | os.PathLike, extra: dict | None = None):
+    """Checkpoint learn.model to path.pt + path.json, recording objective, hyperparameters and last metrics."""
+    info = {**getattr(learn, "hparams", {"objective": getattr(learn, "objective", None)})}
+    info["metrics"] = {k: (None if math.isnan(v) else v) for k, v in last_metrics(learn).items()}
+    info.update(extra or {})
+    return save_checkpoint(learn.model, path, extra=info)

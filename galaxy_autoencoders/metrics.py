@@ -1,0 +1,238 @@
+"""Numbers that describe a trained model: reconstruction error, sharpness, KL per latent dimension (active
+units), and how latent means track the synthetic galaxies' true parameters; `evaluate` gathers them all.
+
+Models run in eval mode without gradients (a VAE then decodes its mean code, so every number repeats).
+`images` can be uint8 (N, 69, 69, 3) as stored, float (N, 3, 69, 69) in [0, 1], a `Galaxies`, or fastai
+`DataLoaders` (its validation galaxies, in stored order, without augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from .losses import kl_per_dim
+from .models import VAE
+
+
+def _batches(images, bs: int, device) -> Iterator[torch.Tensor]:
+    """Yield float (B, 3, H, W) batches in [0, 1] on device from any of the accepted image containers."""
+    if hasattr(images, "valid") and hasattr(images, "train"):  # fastai DataLoaders: the validation set
+        images = images.valid
+    if hasattr(images, "new") and hasattr(images, "idxs"):  # a GalaxyLoader
+        for x, *_ in images.new(shuffle=False, augment=False, bs=bs, drop_last=False):
+            yield x.to(device)
+        return
+    if hasattr(images, "images"):  # a Galaxies
+        images = images.images
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise TypeError(
+            "images must be uint8 (N, H, W, 3), float (N, 3, H, W) in [0, 1], a Galaxies or DataLoaders; "
+            f"got {type(images).__name__} {getattr(images, 'shape', '')}."
+        )
+    if images.dtype == torch.uint8 and images.shape[-1] != 3 or images.dtype != torch.uint8 and images.shape[1] != 3:
+        raise ValueError(
+            f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W); got {images.dtype} {tuple(images.shape)}."
+        )
+    for start in range(0, len(images), bs):
+        x = images[start : start + bs].to(device)
+        if x.dtype == torch.uint8:
+            x = x.permute(0, 3, 1, 2).float().div(255)  # (B, 3, H, W)
+        yield x.float()
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+class _evaluating:
+    """Context manager: model.eval() and no gradients inside, the model's previous mode restored after."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.no_grad = torch.no_grad()
+        self.no_grad.__enter__()
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+        self.no_grad.__exit__(*exc)
+
+
+def _encode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(mu, logvar) for a VAE, (z, None) for an AutoEncoder: (B, L) each."""
+    out = model.encode(x)
+    return out if isinstance(out, tuple) else (out, None)
+
+
+def encode_all(model: nn.Module, images, bs: int = 256) -> torch.Tensor:
+    """Latent means (the code z for an AutoEncoder) of all images: float (N, L) on the CPU."""
+    with _evaluating(model):
+        return torch.cat([_encode(model, x)[0].float().cpu() for x in _batches(images, bs, _device(model))])
+
+
+def reconstruct_all(model: nn.Module, images, bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, reconstructions), both float (N, 3, H, W) in [0, 1] on the CPU; 57 kB a galaxy, keep N modest."""
+    xs, recons = [], []
+    with _evaluating(model):
+        for x in _batches(images, bs, _device(model)):
+            out = model(x)
+            recon = out[0] if isinstance(out, tuple) else out
+            xs.append(x.float().cpu())
+            recons.append(recon.float().cpu())
+    return torch.cat(xs), torch.cat(recons)
+
+
+def reconstruction_mse(model: nn.Module, images, bs: int = 256) -> float:
+    """Mean squared error per pixel value in [0, 1] units, over all pixels, channels and images.
+
+    The training table's `recon` column is the same error summed over an image's 3 x 69 x 69 = 14,283 values.
+    """
+    total, count = 0.0, 0
+    with _evaluating(model):
+        for x in _batches(images, bs, _device(model)):
+            out = model(x)
+            recon = out[0] if isinstance(out, tuple) else out
+            total += (recon.float() - x).pow(2).sum().item()
+            count += x.numel()
+    return total / count
+
+
+def high_frequency_power(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
+    """Power of each image's 2-D Fourier modes with radial frequency above cutoff x Nyquist: (N, C, H, W) -> (N,).
+
+    Frequencies are in cycles per pixel (Nyquist = 0.5); power |FFT|^2 is summed over the band and channels.
+    """
+    if not 0 < cutoff < 2**0.5:
+        raise ValueError(f"cutoff is a fraction of the Nyquist frequency in (0, 1.41); got {cutoff}.")
+    h, w = images.shape[-2:]
+    fy = torch.fft.fftfreq(h).view(h, 1)  # (H, 1)
+    fx = torch.fft.fftfreq(w).view(1, w)  # (1, W)
+    band = (fy**2 + fx**2).sqrt() > cutoff * 0.5  # (H, W)
+    out = []
+    for chunk in images.double().split(256):  # float64: the band holds little power, keep all of it
+        power = torch.fft.fft2(chunk).abs().pow(2)  # (B, C, H, W)
+        out.append((power * band).sum(dim=(1, 2, 3)))
+    return torch.cat(out)
+
+
+def sharpness_ratio(recon: torch.Tensor, x: torch.Tensor, cutoff: float = 0.25) -> float:
+    """High-frequency power of recon over that of x, both (N, C, H, W) in [0, 1]: 1 = as sharp, < 1 = blurrier.
+
+    Power is summed over all images before dividing, so faint galaxies count as little as they show. The
+    default band, above a quarter of Nyquist, holds structure smaller than ~8 pixels: arms, knots, edges, and
+    also the input's sky noise, which no autoencoder reproduces, so good reconstructions score below 1.
+    """
+    if recon.shape != x.shape:
+        raise ValueError(f"recon and x must have the same shape, got {tuple(recon.shape)} and {tuple(x.shape)}.")
+    p_x = high_frequency_power(x, cutoff).sum()
+    # Parseval: all of x's Fourier power is H * W * sum(x^2); a band holding ~1e-12 of it is round-off.
+    if p_x <= 1e-12 * x.double().pow(2).sum() * x.shape[-1] * x.shape[-2]:
+        raise ValueError("The inputs have no power above the cutoff frequency (flat images?); sharpness is undefined.")
+    return float(high_frequency_power(recon, cutoff).sum() / p_x)
+
+
+def kl_per_dimension(model: nn.Module, images, bs: int = 256) -> torch.Tensor:
+    """KL(q(z_j | x) || N(0, 1)) of each latent dimension j, averaged over the images: (L,) on the CPU."""
+    total, count = None, 0
+    with _evaluating(model):
+        for x in _batches(images, bs, _device(model)):
+            mu, logvar = _encode(model, x)
+            if logvar is None:
+                raise TypeError("kl_per_dimension needs a VAE (an encoder with a variance); got an AutoEncoder.")
+            kl = kl_per_dim(mu, logvar).double().cpu() * len(x)  # (L,), summed over this batch
+            total = kl if total is None else total + kl
+            count += len(x)
+    return (total / count).float()
+
+
+def active_units(kl_per_dim: torch.Tensor, threshold: float = 0.01) -> int:
+    """Number of latent dimensions whose average KL (nats) exceeds threshold: the dimensions the model uses.
+
+    A dimension whose posterior equals the prior for every galaxy (KL ~ 0) carries no information. This is the
+    KL definition; Burda et al. (2016) count dimensions whose means vary across images, Cov_x(E[z_j|x]) > 0.01.
+    """
+    return int((torch.as_tensor(kl_per_dim) > threshold).sum())
+
+
+def _angle_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    # An orientation is the same at 0 and 180 degrees: cos/sin of twice the angle are continuous; the raw angle
+    # jumps from 180 back to 0 and would hide any correlation.
+    rad = np.deg2rad(2 * values)
+    return {f"cos2_{name}": np.cos(rad), f"sin2_{name}": np.sin(rad)}
+
+
+def latent_parameter_correlation(
+    mu, params: dict[str, np.ndarray], angles_deg: tuple[str, ...] = ("position_angle_deg",)
+) -> pd.DataFrame:
+    """Spearman rank correlation of each latent mean (N, L) with each true parameter (N,): DataFrame (L, P).
+
+    Rows z0..z{L-1}; columns the parameters, with each orientation named in angles_deg (degrees, period 180)
+    replaced by cos(2 PA) and sin(2 PA) columns. Ties get average ranks; a constant column gives NaN.
+    """
+    mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
+    n, latent = mu.shape
+    columns: dict[str, np.ndarray] = {}
+    for name, values in params.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"Parameter {name!r} has shape {values.shape}; expected one value per galaxy, ({n},).")
+        columns.update(_angle_columns(name, values) if name in angles_deg else {name: values})
+    table = np.column_stack([mu] + list(columns.values()))  # (N, L + P)
+    ranks = rankdata(table, axis=0)  # (N, L + P)
+    ranks -= ranks.mean(0)
+    norms = np.sqrt((ranks**2).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ranks /= norms  # constant columns: 0 / 0 = NaN, reported as such
+    rho = ranks[:, :latent].T @ ranks[:, latent:]  # (L, P)
+    return pd.DataFrame(rho, index=[f"z{j}" for j in range(latent)], columns=list(columns))
+
+
+def evaluate(
+    model: nn.Module, images, params: dict[str, np.ndarray] | None = None, bs: int = 256, n: int = 512
+) -> dict:
+    """The numbers the demo and notebook 04 report for one model on images (e.g. the validation DataLoaders).
+
+    Returns {"mse": per-pixel MSE over all images, "sharpness": sharpness ratio over the first n,
+    "active_units": int and "kl_per_dim": list (VAEs; None for an AutoEncoder), "best_correlation":
+    {parameter: max |Spearman rho| over latent dims}} (the last only when the true params of the same galaxies,
+    in the same order, are given, e.g. `params` of a synthetic `Galaxies` together with its DataLoaders, which
+    `evaluate` then restricts to the validation galaxies). Plain floats and ints: ready for json.dumps.
+    """
+    loader = images.valid if hasattr(images, "valid") and hasattr(images, "train") else images
+    xs, recons, count = [], [], 0
+    with _evaluating(model):
+        for x in _batches(loader, bs, _device(model)):  # only the first n: float copies cost 57 kB a galaxy
+            out = model(x[: n - count])
+            recons.append((out[0] if isinstance(out, tuple) else out).float().cpu())
+            xs.append(x[: n - count].float().cpu())
+            count += len(xs[-1])
+            if count >= n:
+                break
+    report = {
+        "mse": reconstruction_mse(model, loader, bs=bs),
+        "sharpness": sharpness_ratio(torch.cat(recons), torch.cat(xs)),
+        "active_units": None,
+        "kl_per_dim": None,
+    }
+    if isinstance(model, VAE):
+        kl = kl_per_dimension(model, loader, bs=bs)
+        report["active_units"] = active_units(kl)
+        report["kl_per_dim"] = [float(v) for v in kl]
+    if params is not None:
+        idxs = getattr(loader, "idxs", None)
+        if idxs is not None:  # a loader serves a subset: its galaxies' rows of the whole set's parameters
+            params = {name: np.asarray(values)[idxs.cpu().numpy()] for name, values in params.items()}
+        rho = latent_parameter_correlation(encode_all(model, loader, bs=bs), params)
+        report["best_correlation"] = {name: float(v) for name, v in rho.abs().max(axis=0).items()}
+    return report

@@ -1,0 +1,341 @@
+"""The fastai Learner: loss columns that add up, the MMD callback, KL warm-up, the NaN guard, fastai's verbs."""
+
+import warnings
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.schedule import ParamScheduler
+
+from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.learner import KLWarmup, MMDCallback, NaNGuard, save_learner, vae_learner
+from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
+from galaxy_autoencoders.models import ModelConfig, checkpoint_info, load_checkpoint
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TINY = ModelConfig(latent_size=4, widths=(4, 8, 8, 8))
+
+
+@pytest.fixture
+def dls():
+    # 64 galaxies: 58 train (3 batches of 16, the last partial one dropped), 6 valid (1 batch)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 69, 69, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, 64)
+    return galaxy_dls(images, labels, bs=16, device="cpu", class_names=("a", "b", "c"))
+
+
+def _learner(dls, tmp_path, **kwargs):
+    torch.manual_seed(0)
+    learn = vae_learner(dls, config=TINY, **kwargs)
+    learn.path = tmp_path  # lr_find writes a temporary copy of the model under path/models
+    return learn
+
+
+class Record(Callback):
+    """Test helper: call fn(learn) at one event and keep what it returns."""
+
+    order = 90
+
+    def __init__(self, event, fn):
+        self.values = []
+        setattr(self, event, lambda: self.values.append(fn(self.learn)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The table's columns and what they hold
+
+
+@pytest.mark.parametrize(
+    "objective, columns",
+    [
+        ("elbo", ["epoch", "train_loss", "valid_loss", "recon", "kl", "mmd", "time"]),
+        ("mmd", ["epoch", "train_loss", "valid_loss", "recon", "kl", "mmd", "time"]),
+        ("ae", ["epoch", "train_loss", "valid_loss", "recon", "time"]),
+    ],
+)
+def test_fit_one_cycle_shows_each_loss_part(dls, tmp_path, objective, columns):
+    learn = _learner(dls, tmp_path, objective=objective)
+    with learn.no_bar():
+        learn.fit_one_cycle(1)
+    assert learn.objective == objective
+    assert list(learn.recorder.metric_names) == columns
+    record = dict(zip(columns[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    assert all(np.isfinite(v) for v in record.values())
+    # The columns are the validation loss taken apart.
+    if objective == "elbo":
+        assert record["valid_loss"] == pytest.approx(record["recon"] + record["kl"], rel=1e-5)
+    elif objective == "mmd":
+        assert record["valid_loss"] == pytest.approx(record["recon"] + DEFAULT_LAM * record["mmd"], rel=1e-5)
+    else:
+        assert record["valid_loss"] == pytest.approx(record["recon"], rel=1e-6)
+
+
+def test_validation_columns_match_a_direct_computation(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo")
+    learn.validate()
+    names = learn.recorder.metric_names[2:-1]  # valid_loss, recon, kl, mmd
+    got = dict(zip(names, [float(v) for v in learn.final_record], strict=True))
+    model = learn.model.eval()
+    recon_sum = kl_sum = n = 0.0
+    with torch.no_grad():
+        for x, _, _ in dls.valid:
+            recon, mu, logvar = model(x)
+            recon_sum += reconstruction_loss(recon, x).item() * len(x)
+            kl_sum += kl_divergence(mu, logvar).item() * len(x)
+            n += len(x)
+    assert got["recon"] == pytest.approx(recon_sum / n, rel=1e-5)
+    assert got["kl"] == pytest.approx(kl_sum / n, rel=1e-5)
+
+
+def test_mmd_callback_adds_exactly_lam_times_mmd(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="mmd", lam=250.0)
+    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
+    x, _, y = dls.valid.one_batch()
+    learn.model.eval()  # z = mu: the only randomness left is the prior sample, fixed by the seed below
+    with torch.no_grad():
+        learn.pred = learn.model(x)
+        learn.yb = (x, y)
+        base = learn.loss_func(learn.pred, x, y)
+        learn.loss_grad, learn.loss = base, base.clone()
+        torch.manual_seed(123)
+        cb.after_loss()
+        torch.manual_seed(123)
+        _, mu, _ = learn.pred
+        expected = 250.0 * mmd(mu, torch.randn_like(mu))
+    assert (learn.loss_grad - base).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert learn.loss.item() == pytest.approx(learn.loss_grad.item())
+    assert learn.loss_func.parts["mmd"].item() == pytest.approx(expected.item() / 250.0, rel=1e-5)
+
+
+def test_mmd_callback_on_means_or_samples(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="mmd", lam=1.0)
+    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
+    x, _, y = dls.train.one_batch()
+    learn.model.train()
+    learn.yb = (x, y)
+    added = {}
+    for on in ("mean", "sample"):
+        cb.on = on
+        with torch.no_grad():
+            learn.pred = learn.model(x)
+            base = learn.loss_func(learn.pred, x, y)
+            learn.loss_grad, learn.loss = base, base.clone()
+            torch.manual_seed(7)
+            cb.after_loss()
+            added[on] = (learn.loss_grad - base).item()
+            torch.manual_seed(7)
+            _, mu, _ = learn.pred
+            if on == "mean":  # in training too: the means, not the decoder's random sample
+                expected = mmd(mu, torch.randn_like(mu)).item()
+                assert learn.loss_func.parts["mmd"].item() == pytest.approx(expected, rel=1e-5)
+                assert added[on] == pytest.approx(expected, abs=1e-3)  # a difference of two ~1e3 float32s
+    assert added["sample"] != pytest.approx(added["mean"], rel=1e-3)
+    with pytest.raises(ValueError, match="mean"):
+        MMDCallback(on="z")
+
+
+def test_elbo_learner_measures_mmd_without_training_on_it(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo")
+    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
+    assert cb.lam == 0.0
+    with pytest.raises(ValueError, match="lam"):
+        MMDCallback(lam=-1.0)
+
+
+def test_bad_arguments_are_refused(dls, tmp_path):
+    with pytest.raises(ValueError, match="objective"):
+        vae_learner(dls, objective="gan")
+    with pytest.raises(ValueError, match="VAE"):
+        vae_learner(dls, objective="ae", beta=2.0)
+    with pytest.raises(ValueError, match="beta"):
+        vae_learner(dls, objective="elbo", beta=-1.0)
+
+
+def test_latent_size_and_config(dls, tmp_path):
+    learn = vae_learner(dls, objective="ae", latent_size=3, config=TINY)
+    assert learn.model.config.latent_size == 3 and learn.model.config.kind == "ae"
+    assert learn.model.config.widths == TINY.widths
+
+
+# ----------------------------------------------------------------------------------------------------------
+# KL warm-up
+
+
+def test_kl_warmup_ramps_linearly_then_stays_at_one(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo", kl_warmup=0.5)
+    weights = Record("after_loss", lambda learn: learn.loss_func.warmup if learn.training else None)
+    losses = Record(
+        "after_loss",
+        lambda learn: (learn.loss.item(), learn.loss_func.parts["recon"].item(), learn.loss_func.parts["kl"].item()),
+    )
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, lr=1e-3, cbs=[weights, losses])  # 3 steps an epoch: the ramp covers 0.5 * 6 = 3 steps
+    train_weights = [w for w in weights.values if w is not None]
+    assert train_weights == pytest.approx([0, 1 / 3, 2 / 3, 1, 1, 1])
+    # The loss the optimiser sees uses that weight: at step 0 the KL counts for nothing.
+    loss0, recon0, kl0 = losses.values[0]
+    assert kl0 > 0 and loss0 == pytest.approx(recon0)
+    # A second fit does not restart the warm-up, and lr_find does not advance it.
+    learn.lr_find(num_it=10, show_plot=False)
+    warmup = next(c for c in learn.cbs if isinstance(c, KLWarmup))
+    assert warmup.step == 6
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3, cbs=[weights])
+    assert weights.values[-1] is None or weights.values[-2] == 1.0
+
+
+def test_kl_warmup_rejects_bad_fractions():
+    with pytest.raises(ValueError, match="fraction"):
+        KLWarmup(pct=0)
+    with pytest.raises(ValueError, match="fraction"):
+        KLWarmup(pct=2)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NaN guard and interrupts
+
+
+class PoisonWeights(Callback):
+    """Test helper: after the optimiser step of training batch `at`, write NaN into one decoder weight."""
+
+    order = 90
+
+    def __init__(self, at: int):
+        self.at, self.seen, self.state_at_good_loss = at, 0, None
+
+    def after_loss(self):
+        if self.training and self.seen == self.at:  # NaNGuard (order 80) has just taken its snapshot
+            self.state_at_good_loss = {k: v.clone() for k, v in self.learn.model.state_dict().items()}
+
+    def after_step(self):
+        if self.seen == self.at:
+            with torch.no_grad():
+                self.learn.model.decoder.fc.weight[0, 0] = float("nan")
+
+    def after_batch(self):
+        if self.training:
+            self.seen += 1
+
+
+def test_nan_guard_stops_restores_and_explains(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo", nan_guard=False, cbs=[NaNGuard(every=1)])
+    poison = PoisonWeights(at=1)
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning) as caught:
+        learn.fit(3, lr=1e-3, cbs=[poison])  # returns normally: the guard cancels the fit
+    message = str(caught[0].message)
+    assert "epoch 0, batch 2" in message and "learning rate 1.00e-03" in message and "lr=1.0e-04" in message
+    guard = learn.nan_guard
+    assert guard.tripped and guard.message == message
+    assert poison.seen == 2  # training stopped at the third batch of the first epoch
+    state = learn.model.state_dict()
+    for k, v in poison.state_at_good_loss.items():
+        assert torch.equal(state[k], v), k
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    # The model and the optimiser are usable again.
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.fit(1, lr=1e-4)
+    assert not learn.nan_guard.tripped
+    assert np.isfinite(float(learn.recorder.values[-1][0]))
+
+
+def test_nan_guard_catches_a_diverging_learning_rate(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo")
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning, match="NaNGuard"):
+        learn.fit(20, lr=1e6)
+    assert learn.nan_guard.tripped
+    assert len(learn.recorder.values) < 20
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+def test_keyboard_interrupt_leaves_a_usable_model(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="mmd")
+
+    class Interrupt(Callback):
+        def after_backward(self):
+            if self.iter == 1:
+                raise KeyboardInterrupt
+
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt):
+        learn.fit_one_cycle(2, cbs=[Interrupt()])
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    assert not any(isinstance(cb, (Interrupt, ParamScheduler)) for cb in learn.cbs)  # fit's own cbs removed
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1)
+    assert np.isfinite([float(v) for v in learn.recorder.values[-1]]).all()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# fastai's verbs
+
+
+def test_lr_find_runs_on_cpu_and_leaves_the_model_alone(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo", kl_warmup=0.3)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.no_bar():
+        suggestion = learn.lr_find(num_it=25, show_plot=False)
+    assert 1e-7 < suggestion.valley < 10
+    after = learn.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not learn.nan_guard.tripped
+
+
+@pytest.mark.parametrize("objective", ["elbo", "ae"])
+def test_show_results_shows_inputs_above_reconstructions(dls, tmp_path, objective):
+    learn = _learner(dls, tmp_path, objective=objective)
+    plt.close("all")
+    learn.show_results(max_n=4)
+    fig = plt.gcf()
+    assert len(fig.axes) == 8  # 4 inputs, 4 reconstructions
+    assert fig.axes[0].get_ylabel() == "input" and fig.axes[4].get_ylabel() == "output"
+    top, bottom = fig.axes[0].images[0].get_array(), fig.axes[4].images[0].get_array()
+    assert top.shape == bottom.shape == (69, 69, 3) and not np.array_equal(top, bottom)
+    plt.close("all")
+
+
+def test_save_learner_round_trip(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="mmd", lam=300.0)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+    save_learner(learn, tmp_path / "ckpt" / "mmd", extra={"dataset": "random"})
+    info = checkpoint_info(tmp_path / "ckpt" / "mmd")["extra"]
+    assert info["objective"] == "mmd" and info["lam"] == 300.0 and info["dataset"] == "random"
+    assert set(info["metrics"]) == {"train_loss", "valid_loss", "recon", "kl", "mmd"}
+    model = load_checkpoint(tmp_path / "ckpt" / "mmd")
+    x = dls.valid.one_batch()[0]
+    learn.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], learn.model(x)[0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Optional terms
+
+
+def test_class_aware_term_trains_a_class_head(dls, tmp_path):
+    learn = _learner(dls, tmp_path, objective="elbo", class_weight=5.0)
+    assert learn.model.class_head.out_features == 3
+    head_before = learn.model.class_head.weight.detach().clone()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+    assert learn.recorder.metric_names[-2] == "class"
+    assert not torch.equal(head_before, learn.model.class_head.weight)
+    assert np.isfinite(float(learn.recorder.values[-1][-1]))
+
+
+def test_perceptual_term_adds_a_column(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (8, 69, 69, 3), dtype=np.uint8)
+    small = galaxy_dls(images, bs=2, valid_pct=0.25, device="cpu")  # VGG at 69x69 is the slow part: few images
+    learn = _learner(small, tmp_path, objective="ae", perceptual_weight=0.01, perceptual_pretrained=False)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+    names = list(learn.recorder.metric_names)
+    assert names[-2] == "perceptual"
+    record = dict(zip(names[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    assert record["perceptual"] > 0
+    assert record["valid_loss"] == pytest.approx(record["recon"] + 0.01 * record["perceptual"], rel=1e-5)

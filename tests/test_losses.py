@@ -1,0 +1,240 @@
+"""Loss terms: exact values where they are known, properties (KL >= 0, MMD >= 0 and symmetric), and the signs."""
+
+import math
+from urllib.error import URLError
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from galaxy_autoencoders.losses import (
+    DEFAULT_LAM,
+    PerceptualLoss,
+    class_aware_loss,
+    elbo_loss,
+    infovae_loss,
+    infovae_weights,
+    kernel_matrix,
+    kl_divergence,
+    kl_per_dim,
+    mmd,
+    reconstruction_loss,
+)
+
+# ----------------------------------------------------------------------------------------------------------
+# Reconstruction
+
+
+def test_reconstruction_is_summed_over_pixels_and_averaged_over_the_batch():
+    x = torch.zeros(4, 3, 69, 69)
+    recon = torch.full_like(x, 0.5)
+    # 0.25 per value, 3 * 69 * 69 = 14,283 values per galaxy, the same for each of the 4 galaxies
+    assert reconstruction_loss(recon, x).item() == pytest.approx(0.25 * 14283)
+    recon[0] = 0.0  # one perfect galaxy out of four
+    assert reconstruction_loss(recon, x).item() == pytest.approx(0.75 * 0.25 * 14283)
+
+
+def test_reconstruction_is_invariant_to_batch_order():
+    torch.manual_seed(0)
+    x, recon = torch.rand(16, 3, 69, 69), torch.rand(16, 3, 69, 69)
+    perm = torch.randperm(16)
+    assert torch.allclose(reconstruction_loss(recon, x), reconstruction_loss(recon[perm], x[perm]), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# KL divergence
+
+
+def test_kl_is_exactly_zero_at_the_prior():
+    mu, logvar = torch.zeros(8, 20), torch.zeros(8, 20)
+    assert kl_divergence(mu, logvar).item() == 0.0
+    assert torch.equal(kl_per_dim(mu, logvar), torch.zeros(20))
+
+
+def test_kl_known_values():
+    # KL(N(1, 1) || N(0, 1)) = 1/2 per dimension; KL(N(0, e^2) || N(0, 1)) = (e^2 - 1 - 2) / 2
+    assert kl_divergence(torch.ones(3, 4), torch.zeros(3, 4)).item() == pytest.approx(2.0)
+    assert kl_per_dim(torch.zeros(2, 1), torch.full((2, 1), 2.0)).item() == pytest.approx((math.e**2 - 3) / 2)
+
+
+def test_kl_per_dim_sums_to_kl():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(32, 10), torch.randn(32, 10)
+    per_dim = kl_per_dim(mu, logvar)
+    assert per_dim.shape == (10,)
+    assert torch.allclose(per_dim.sum(), kl_divergence(mu, logvar))
+    assert kl_divergence(mu, logvar) > 0
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+logvars = st.floats(-60, 60, allow_nan=False, width=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays("float32", (3, 5), elements=finite), arrays("float32", (3, 5), elements=logvars))
+def test_kl_is_nonnegative_and_finite(mu, logvar):
+    kl = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar))
+    assert torch.isfinite(kl).all()
+    assert (kl >= 0).all()
+    if (mu != 0).any() or (logvar != 0).any():
+        assert kl_divergence(torch.from_numpy(mu), torch.from_numpy(logvar)) >= 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(-(2**-10), 2**-10, allow_nan=False, width=32).filter(lambda v: v != 0))
+def test_kl_is_positive_even_for_tiny_logvar(value):
+    # exp(l) - 1 - l rounds to 0 or below for tiny l in float32; expm1 keeps the sign right.
+    assert kl_per_dim(torch.zeros(1, 1), torch.full((1, 1), value)).item() >= 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MMD
+
+
+@pytest.mark.parametrize("kernel", ["imq", "rbf"])
+def test_mmd_of_a_sample_with_itself_is_zero(kernel):
+    torch.manual_seed(0)
+    z = torch.randn(64, 20)
+    assert mmd(z, z, kernel=kernel).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["imq", "rbf"])
+def test_mmd_is_symmetric_and_sees_a_shift(kernel):
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 20), torch.randn(128, 20)
+    assert mmd(x, y, kernel=kernel).item() == pytest.approx(mmd(y, x, kernel=kernel).item(), rel=1e-5)
+    same = mmd(x, y, kernel=kernel)  # two samples of one distribution: only the estimator's offset
+    shifted = mmd(x + 1.0, y, kernel=kernel)
+    narrow = mmd(0.1 * x, y, kernel=kernel)  # codes collapsed near 0
+    assert shifted > 3 * same and narrow > 3 * same
+
+
+def test_kernel_matrix_is_one_on_the_diagonal_per_bandwidth():
+    z = torch.randn(5, 3)
+    k = kernel_matrix(z, z, scales=(0.5, 1.0, 2.0))
+    assert torch.allclose(k.diagonal(), torch.full((5,), 3.0))
+    assert torch.allclose(k, k.T)
+    with pytest.raises(ValueError, match="kernel"):
+        kernel_matrix(z, z, kernel="linear")
+
+
+extreme = st.floats(-(2.0**100), 2.0**100, allow_nan=False, allow_infinity=False, width=32)  # ~1e30
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays("float32", (6, 4), elements=extreme),
+    arrays("float32", (5, 4), elements=extreme),
+    st.sampled_from(["imq", "rbf"]),
+)
+def test_mmd_is_finite_nonnegative_and_symmetric_for_any_input(x, y, kernel):
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    d_xy, d_yx = mmd(x, y, kernel=kernel), mmd(y, x, kernel=kernel)
+    assert torch.isfinite(d_xy) and d_xy >= 0
+    assert d_xy.item() == pytest.approx(d_yx.item(), abs=1e-5)
+
+
+def test_mmd_gradient_is_finite_for_identical_codes():
+    z = torch.zeros(8, 4, requires_grad=True)
+    mmd(z, torch.randn(8, 4)).backward()
+    assert torch.isfinite(z.grad).all()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ELBO and InfoVAE
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(8, 3, 69, 69, generator=g)
+    recon = torch.rand(8, 3, 69, 69, generator=g)
+    mu, logvar = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
+    return recon, x, mu, logvar
+
+
+def test_elbo_is_reconstruction_plus_beta_kl():
+    recon, x, mu, logvar = _batch()
+    expected = reconstruction_loss(recon, x) + 4.0 * kl_divergence(mu, logvar)
+    assert torch.allclose(elbo_loss(recon, x, mu, logvar, beta=4.0), expected)
+
+
+def test_infovae_alpha_one_is_the_mmd_vae():
+    recon, x, mu, logvar = _batch()
+    z, prior = mu + 0.1, torch.randn(8, 6)
+    got = infovae_loss(recon, x, z, mu, logvar, alpha=1.0, lam=500.0, prior_samples=prior)
+    assert torch.allclose(got, reconstruction_loss(recon, x) + 500.0 * mmd(z, prior))
+
+
+def test_infovae_alpha_zero_lam_one_is_the_elbo():
+    recon, x, mu, logvar = _batch()
+    got = infovae_loss(recon, x, mu, mu, logvar, alpha=0.0, lam=1.0)
+    assert torch.allclose(got, elbo_loss(recon, x, mu, logvar))
+
+
+def test_infovae_refuses_a_negative_mmd_weight():
+    recon, x, mu, logvar = _batch()
+    with pytest.raises(ValueError, match=r"alpha \+ lam - 1 = -0\.5"):
+        infovae_loss(recon, x, mu, mu, logvar, alpha=-0.5, lam=1.0)
+    with pytest.raises(ValueError, match="negative"):
+        infovae_weights(alpha=0.5, lam=0.2)
+
+
+def test_infovae_refuses_a_negative_kl_weight():
+    with pytest.raises(ValueError, match=r"1 - alpha = -1"):
+        infovae_weights(alpha=2.0, lam=10.0)
+
+
+def test_popular_library_defaults_are_checked_not_assumed():
+    # PyTorch-VAE's InfoVAE defaults alpha=-0.5, reg_weight=100 give positive weights: KL 1.5, MMD 98.5.
+    assert infovae_weights(alpha=-0.5, lam=100.0) == (1.5, 98.5)
+    # ...but the same alpha with a small lambda, as in the paper's tables (lam=1), flips the MMD sign.
+    with pytest.raises(ValueError):
+        infovae_weights(alpha=-0.5, lam=1.0)
+
+
+def test_default_lam_makes_the_mmd_matter_without_drowning_the_reconstruction():
+    torch.manual_seed(0)
+    good_reconstruction = 0.05**2 * 3 * 69 * 69  # RMS error 0.05 per value, summed over a galaxy: ~36
+    bunched = mmd(0.1 * torch.randn(64, 20), torch.randn(64, 20))  # codes at a tenth of the prior's spread
+    matched = mmd(torch.randn(64, 20), torch.randn(64, 20))  # the estimator's offset for a perfect match
+    assert DEFAULT_LAM * bunched > 3 * good_reconstruction
+    assert DEFAULT_LAM * matched < good_reconstruction
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Class-aware and perceptual terms
+
+
+def test_class_aware_loss_is_cross_entropy():
+    logits = torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    assert class_aware_loss(logits, labels).item() == pytest.approx(F.cross_entropy(logits, labels).item())
+    assert class_aware_loss(torch.zeros(4, 10), torch.arange(4)).item() == pytest.approx(math.log(10))
+
+
+def test_perceptual_loss_with_random_weights():
+    torch.manual_seed(0)
+    loss = PerceptualLoss(pretrained=False)
+    x = torch.rand(2, 3, 69, 69)
+    assert loss(x, x).item() == 0.0
+    recon = torch.rand(2, 3, 69, 69, requires_grad=True)
+    value = loss(recon, x)
+    value.backward()
+    assert value > 0 and recon.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss.parameters())
+    loss.train()
+    assert not loss.training  # a frozen feature extractor stays in eval mode
+
+
+def test_perceptual_loss_without_internet_says_what_to_do(monkeypatch):
+    from torchvision.models import VGG16_Weights
+
+    def no_network(*args, **kwargs):
+        raise URLError("no route to host")
+
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", no_network)
+    with pytest.raises(RuntimeError, match=r"internet.*pretrained=False"):
+        PerceptualLoss(pretrained=True)

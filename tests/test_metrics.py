@@ -1,0 +1,187 @@
+"""Metrics: sharpness is 1 for the input itself and falls with blur; correlations recover planted relations."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.losses import kl_per_dim
+from galaxy_autoencoders.metrics import (
+    active_units,
+    encode_all,
+    evaluate,
+    high_frequency_power,
+    kl_per_dimension,
+    latent_parameter_correlation,
+    reconstruct_all,
+    reconstruction_mse,
+    sharpness_ratio,
+)
+from galaxy_autoencoders.models import ModelConfig, build_model
+
+TINY = ModelConfig(latent_size=5, widths=(4, 8, 8, 8))
+
+
+def _galaxy_like(n=8, seed=0):
+    """Blobs with sharp edges plus noise: (N, 3, 69, 69) float in [0, 1], power at all frequencies."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(69.0), torch.arange(69.0), indexing="ij")
+    r = ((yy - 34) ** 2 + (xx - 34) ** 2).sqrt()
+    radius = 5 + 10 * torch.rand(n, 1, 1, 1, generator=g)
+    blob = (r < radius).float().expand(n, 3, 69, 69)
+    return (0.7 * blob + 0.1 * torch.rand(n, 3, 69, 69, generator=g)).clamp(0, 1)
+
+
+def _blur(x, k=5):
+    return F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sharpness
+
+
+def test_sharpness_of_the_input_itself_is_one():
+    x = _galaxy_like()
+    assert sharpness_ratio(x, x) == 1.0
+
+
+def test_blur_lowers_sharpness_and_more_blur_lowers_it_more():
+    x = _galaxy_like()
+    mild, strong = sharpness_ratio(_blur(x, 3), x), sharpness_ratio(_blur(x, 7), x)
+    assert strong < mild < 0.5
+
+
+def test_added_fine_detail_raises_sharpness():
+    x = _galaxy_like()
+    checker = (torch.arange(69).view(1, 69) + torch.arange(69).view(69, 1)) % 2  # the Nyquist pattern
+    assert sharpness_ratio((x + 0.05 * checker).clamp(0, 1), x) > 1
+
+
+def test_sharpness_ignores_brightness_offsets():
+    # A constant shift is frequency zero: no high-frequency power changes.
+    x = _galaxy_like() * 0.8
+    assert sharpness_ratio(x + 0.1, x) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_sharpness_is_undefined_for_flat_inputs():
+    flat = torch.full((2, 3, 69, 69), 0.3)
+    assert high_frequency_power(flat).abs().max() < 1e-6 * high_frequency_power(_galaxy_like(2)).min()
+    with pytest.raises(ValueError, match="no power"):
+        sharpness_ratio(_galaxy_like(2), flat)
+    with pytest.raises(ValueError, match="same shape"):
+        sharpness_ratio(flat[:1], flat)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Encoding, reconstruction error, KL per dimension
+
+
+def test_encode_all_accepts_every_image_container():
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    model.train()
+    images = np.random.default_rng(0).integers(0, 256, (20, 69, 69, 3), dtype=np.uint8)
+    mu = encode_all(model, images, bs=8)
+    assert mu.shape == (20, 5) and model.training  # the caller's mode is restored
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    model.eval()
+    with torch.no_grad():
+        expected = model.encode(x)[0]
+    assert torch.allclose(mu, expected, atol=1e-5)
+    assert torch.allclose(encode_all(model, x, bs=7), expected, atol=1e-5)
+
+    dls = galaxy_dls(images, bs=4, valid_pct=0.25, device="cpu")
+    valid_idx = dls.valid.idxs
+    assert torch.allclose(encode_all(model, dls), expected[valid_idx], atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_all(model, torch.rand(2, 69, 69, 3))
+
+
+def test_reconstruction_mse_is_the_per_value_mean():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="ae", latent_size=3, widths=(4, 4, 4, 4))).eval()
+    x = torch.rand(6, 3, 69, 69)
+    with torch.no_grad():
+        expected = (model(x) - x).pow(2).mean().item()
+    assert reconstruction_mse(model, x, bs=4) == pytest.approx(expected, rel=1e-5)
+    inputs, recon = reconstruct_all(model, x, bs=4)
+    assert torch.equal(inputs, x) and recon.shape == x.shape
+
+
+def test_kl_per_dimension_and_active_units():
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    x = torch.rand(10, 3, 69, 69)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    kl = kl_per_dimension(model, x, bs=3)
+    assert kl.shape == (5,)
+    assert torch.allclose(kl, kl_per_dim(mu, logvar), rtol=1e-5)
+    assert active_units(torch.tensor([0.0, 0.005, 0.02, 1.0])) == 2
+    assert active_units(torch.tensor([0.0, 0.005, 0.02, 1.0]), threshold=0.001) == 3
+    with pytest.raises(TypeError, match="VAE"):
+        kl_per_dimension(build_model(ModelConfig(kind="ae", latent_size=3, widths=(4, 4, 4, 4))), x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Latent-parameter correlation
+
+
+def test_correlation_recovers_planted_monotonic_relations():
+    rng = np.random.default_rng(0)
+    n = 500
+    params = {
+        "bulge_fraction": rng.uniform(0, 1, n),
+        "disk_q": rng.uniform(0.2, 1, n),
+        "position_angle_deg": rng.uniform(0, 180, n),
+    }
+    mu = rng.normal(size=(n, 4))
+    mu[:, 0] = np.exp(5 * params["bulge_fraction"])  # monotonic but far from linear
+    mu[:, 1] = -(params["disk_q"] ** 3)
+    mu[:, 2] = np.cos(np.deg2rad(2 * params["position_angle_deg"]))
+    rho = latent_parameter_correlation(torch.from_numpy(mu).float(), params)
+    assert list(rho.columns) == ["bulge_fraction", "disk_q", "cos2_position_angle_deg", "sin2_position_angle_deg"]
+    assert list(rho.index) == ["z0", "z1", "z2", "z3"]
+    assert rho.loc["z0", "bulge_fraction"] == pytest.approx(1.0)
+    assert rho.loc["z1", "disk_q"] == pytest.approx(-1.0)
+    assert rho.loc["z2", "cos2_position_angle_deg"] == pytest.approx(1.0)
+    assert rho.loc["z3"].abs().max() < 0.2  # the noise dimension correlates with nothing
+    # The raw angle would hide the relation that cos(2 PA) shows.
+    raw = latent_parameter_correlation(mu, params, angles_deg=())
+    assert abs(raw.loc["z2", "position_angle_deg"]) < 0.2
+
+
+def test_correlation_of_a_constant_is_nan_and_shapes_are_checked():
+    mu = np.random.default_rng(0).normal(size=(10, 2))
+    rho = latent_parameter_correlation(mu, {"n_arms": np.zeros(10)})
+    assert rho.isna().all().all()
+    with pytest.raises(ValueError, match="one value per galaxy"):
+        latent_parameter_correlation(mu, {"n_arms": np.zeros(9)})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluate: everything at once, as the demo's metrics.json
+
+
+@pytest.mark.parametrize("kind", ["vae", "ae"])
+def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind=kind, latent_size=5, widths=(4, 8, 8, 8))).eval()
+    images = np.random.default_rng(0).integers(0, 256, (40, 69, 69, 3), dtype=np.uint8)
+    dls = galaxy_dls(images, bs=8, valid_pct=0.25, device="cpu")
+    # A parameter that is exactly latent mean 0 for every galaxy of the whole set: if evaluate indexed the
+    # parameters wrongly for the 10 validation galaxies, the correlation would be far from 1.
+    planted = encode_all(model, images)[:, 0].numpy()
+    report = evaluate(model, dls, params={"planted": planted, "noise": np.arange(40.0)}, n=6)
+    json.dumps(report)
+    assert report["mse"] == pytest.approx(reconstruction_mse(model, dls))
+    x, recon = reconstruct_all(model, dls)
+    assert report["sharpness"] == pytest.approx(sharpness_ratio(recon[:6], x[:6]))
+    assert report["best_correlation"]["planted"] == pytest.approx(1.0)
+    if kind == "vae":
+        assert len(report["kl_per_dim"]) == 5 and 0 <= report["active_units"] <= 5
+    else:
+        assert report["active_units"] is None and report["kl_per_dim"] is None
