@@ -81,9 +81,9 @@ def _train(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     save_learner(learn, args.out / "model", extra={"data": data.name, "profile": profile.name})
     with open(args.out / "history.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch"] + [n for n in learn.recorder.metric_names[1:-1]])
-        writer.writerows([epoch] + [float(v) for v in row] for epoch, row in enumerate(learn.recorder.values))
+        writer = csv.DictWriter(f, fieldnames=["epoch", *learn.history[0]])
+        writer.writeheader()
+        writer.writerows({"epoch": epoch, **row} for epoch, row in enumerate(learn.history))
     learn.recorder.plot_loss()
     save_figure(plt.gcf(), args.out / "loss.png")
     x, recon = reconstruct_all(learn.model, dls.valid, bs=64)
@@ -101,7 +101,7 @@ def _demo(args) -> None:
 
     from .learner import save_learner
     from .metrics import evaluate, reconstruct_all
-    from .plots import reconstruction_comparison, save_figure
+    from .plots import reconstruction_comparison, save_figure, save_latent_walk_gif, save_traversal
 
     profile, data, dls = _prepare(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,10 @@ def _demo(args) -> None:
     x, _ = reconstruct_all(learners["elbo"].model, dls.valid, bs=64)
     recons = {name.upper(): reconstruct_all(learn.model, x[:6])[1] for name, learn in learners.items()}
     save_figure(reconstruction_comparison(x[:6], recons, n=6), args.out / "comparison.png")
+    models = {name.upper(): learn.model for name, learn in learners.items()}
+    valid_images = data.images[dls.valid.idxs.cpu().numpy()]
+    save_traversal(models, valid_images, args.out / "traversal.png")
+    save_latent_walk_gif(models, valid_images, args.out / "latent_walk.gif")
     report["mmd_sharper_than_elbo"] = report["mmd"]["sharpness"] > report["elbo"]["sharpness"]
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     for name in ("elbo", "mmd"):
@@ -122,7 +126,7 @@ def _demo(args) -> None:
             f"{name.upper():>4}: MSE {r['mse']:.4f}, sharpness {r['sharpness']:.3f}, active units {r['active_units']}"
         )
     print(f"MMD sharper than ELBO: {report['mmd_sharper_than_elbo']}")
-    print(f"Wrote comparison.png, metrics.json and the two models to {args.out}/")
+    print(f"Wrote comparison.png, traversal.png, latent_walk.gif, metrics.json and the models to {args.out}/")
 
 
 def build_parser() -> argparse.ArgumentParser:

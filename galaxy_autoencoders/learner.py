@@ -233,6 +233,30 @@ class KLWarmup(Callback):
             self.step += 1
 
 
+class History(Callback):
+    """Keeps each epoch's row of fastai's table in `learn.history` as {column: value}.
+
+    fastai's own `recorder.values` rows are shared lists that a later `get_preds` (`show_results`, `validate`)
+    rewrites in place, so the last trained epoch's numbers would be lost before `save_learner` reads them.
+    """
+
+    order = 60  # after the Recorder (50) has written final_record
+
+    trained = False
+
+    def after_train(self):
+        self.trained = True  # fastai's get_preds runs epoch events too, with no training phase
+
+    def after_epoch(self):
+        if not self.trained:
+            return
+        self.trained = False
+        names = [n for n in self.learn.recorder.metric_names[1:] if n != "time"]
+        values = [math.nan if v is None else float(v) for v in self.learn.final_record]
+        # An epoch whose validation was skipped (lr_find, a cancelled fit) has only its leading columns.
+        self.learn.history.append(dict(zip(names, values, strict=False)))
+
+
 class NaNGuard(Callback):
     """Stops training at the first NaN/inf training loss, restores the last good weights and says what to try.
 
@@ -352,7 +376,7 @@ def vae_learner(
         raise ValueError(f"beta (the KL weight) must be >= 0, got {beta}.")
     model = build_model(config).to(dls.device)
 
-    callbacks = []
+    callbacks = [History()]
     metrics = [LossPart("recon")]
     if kind == "vae":
         # The ELBO model gets lam=0: its MMD column is measured, not trained on.
@@ -374,6 +398,7 @@ def vae_learner(
     loss_func = VAELoss(objective, kl_weight=beta)
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
     learn.objective = objective
+    learn.history = []  # filled by the History callback, one dict per trained epoch
     # What save_learner writes next to the weights, so a checkpoint says how it was trained.
     learn.hparams = {
         "objective": objective,
@@ -389,16 +414,9 @@ def vae_learner(
 
 
 def last_metrics(learn: Learner) -> dict[str, float]:
-    """The latest epoch's row of fastai's table as {column: value} (train_loss, valid_loss, recon, ...)."""
-    values = getattr(learn, "final_record", None)
-    if values is None:
-        return {}
-    names = [n for n in learn.recorder.metric_names[1:] if n != "time"]
-    out = {}
-    for name, value in zip(names, values, strict=True):
-        value = float(value) if value is not None else math.nan
-        out[name] = value
-    return out
+    """The latest trained epoch's row of fastai's table as {column: value} (train_loss, valid_loss, recon, ...)."""
+    history = getattr(learn, "history", None)
+    return dict(history[-1]) if history else {}
 
 
 def save_learner(learn: Learner, path: str | os.PathLike, extra: dict | None = None):

@@ -66,3 +66,37 @@ def test_unreachable_download_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setitem(datasets.DATASETS, "galaxy10_sdss", spec.__class__(**{**spec.__dict__, "url": closed_port_url}))
     assert main(["data", "galaxy10-sdss", "--data-dir", str(tmp_path)]) == 1
     assert not (tmp_path / "Galaxy10.h5").exists()
+
+
+def test_train_writes_a_loadable_model_history_and_figures(tmp_path, monkeypatch):
+    from galaxy_autoencoders.models import load_checkpoint
+
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    assert main(["train", "--quick", "--n", "96", "--epochs", "2", "--objective", "elbo", "--out", str(out)]) == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,train_loss,valid_loss,recon,kl,mmd" and len(rows) == 3
+    assert (out / "loss.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
+    model = load_checkpoint(out / "model")
+    assert model.config.latent_size == 20 and model.config.widths == (8, 16, 32, 64, 128)
+
+
+def test_demo_writes_its_figures_gif_and_metrics(tmp_path, monkeypatch):
+    import json
+
+    from PIL import Image
+
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--n", "128", "--epochs", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    for name in ("elbo", "mmd"):
+        assert 0 < report[name]["mse"] < 0.25 and report[name]["sharpness"] > 0
+        assert 0 <= report[name]["active_units"] <= 20
+        assert set(report[name]["best_correlation"]) >= {"arm_pitch_deg", "disk_q", "cos2_position_angle_deg"}
+    assert report["mmd_sharper_than_elbo"] == (report["mmd"]["sharpness"] > report["elbo"]["sharpness"])
+    with Image.open(out / "latent_walk.gif") as gif:
+        assert gif.n_frames == 48
+    assert (out / "latent_walk.gif").stat().st_size < 2_000_000
+    for name in ("comparison.png", "traversal.png", "models/elbo.pt", "models/mmd.json"):
+        assert (out / name).stat().st_size > 0

@@ -1,0 +1,108 @@
+"""Latent-space helpers: sigma steps, traversal codes, interpolation end points, the closed loop, class means."""
+
+import numpy as np
+import pytest
+import torch
+
+from galaxy_autoencoders.latent import (
+    class_mean_codes,
+    closed_loop,
+    decode,
+    interpolate,
+    latent_stats,
+    prior_codes,
+    prior_stats,
+    sigma_steps,
+    traversal_codes,
+)
+from galaxy_autoencoders.metrics import kl_per_dimension
+from galaxy_autoencoders.models import ModelConfig, build_model
+
+TINY = ModelConfig(latent_size=5, widths=(4, 8, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (12, 69, 69, 3), dtype=np.uint8)
+
+
+def test_sigma_steps_are_symmetric_with_zero_in_the_middle():
+    s = sigma_steps(3.0, 7)
+    assert s.tolist() == [-3, -2, -1, 0, 1, 2, 3]
+    with pytest.raises(ValueError, match="odd"):
+        sigma_steps(3.0, 6)
+
+
+def test_traversal_codes_change_one_dimension_per_row():
+    base, std = torch.arange(5.0), torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    sigmas = sigma_steps(2.0, 5)
+    codes = traversal_codes(base, [4, 1], std, sigmas)  # (2, 5, 5)
+    assert codes.shape == (2, 5, 5)
+    assert torch.equal(codes[0, :, 4], base[4] + sigmas * 3.0)
+    assert torch.equal(codes[1, :, 1], base[1] + sigmas * 2.0)
+    others = [d for d in range(5) if d != 4]
+    assert torch.equal(codes[0][:, others], base[others].expand(5, 4))
+    assert torch.equal(codes[:, 2], base.expand(2, 5))  # the middle column is the base code itself
+    with pytest.raises(ValueError, match="do not exist"):
+        traversal_codes(base, [5], std, sigmas)
+
+
+@pytest.mark.parametrize("method", ["linear", "spherical"])
+def test_interpolation_starts_and_ends_exactly_at_the_two_codes(method):
+    g = torch.Generator().manual_seed(1)
+    z0, z1 = torch.randn(8, generator=g), torch.randn(8, generator=g)
+    path = interpolate(z0, z1, steps=6, method=method)
+    assert path.shape == (6, 8)
+    torch.testing.assert_close(path[0], z0)
+    torch.testing.assert_close(path[-1], z1)
+
+
+def test_spherical_interpolation_keeps_the_radius_where_a_straight_line_cuts_inside():
+    z0 = torch.tensor([3.0, 0.0, 0.0])
+    z1 = torch.tensor([0.0, 3.0, 0.0])
+    torch.testing.assert_close(interpolate(z0, z1, 5, "spherical").norm(dim=1), torch.full((5,), 3.0))
+    assert interpolate(z0, z1, 5, "linear").norm(dim=1)[2] < 2.2  # 3 / sqrt(2)
+    with pytest.raises(ValueError, match="method"):
+        interpolate(z0, z1, 5, "cubic")
+
+
+def test_closed_loop_passes_through_every_key_and_returns_smoothly_to_the_start():
+    keys = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
+    path = closed_loop(keys, 32)
+    assert path.shape == (32, 6)
+    torch.testing.assert_close(path[::8], keys)
+    steps = (path - path.roll(1, dims=0)).norm(dim=1)  # includes the step from the last frame back to the first
+    assert steps.max() < 3 * steps.median()  # no jump where the loop closes
+
+
+def test_class_means_average_each_class_and_name_missing_classes():
+    mu = torch.tensor([[0.0, 2.0], [2.0, 4.0], [10.0, 10.0]])
+    torch.testing.assert_close(class_mean_codes(mu, [0, 0, 1], 2), torch.tensor([[1.0, 3.0], [10.0, 10.0]]))
+    with pytest.raises(ValueError, match=r"Classes \[2\]"):
+        class_mean_codes(mu, [0, 0, 1], 3)
+
+
+def test_latent_stats_rank_dimensions_by_kl(images):
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    stats = latent_stats(model, images)
+    kl = kl_per_dimension(model, images)
+    assert stats.order.tolist() == torch.argsort(kl, descending=True).tolist()
+    assert stats.top(2) == stats.order[:2].tolist()
+    assert stats.mean.shape == stats.std.shape == (5,)
+    ae = build_model(ModelConfig(latent_size=5, widths=(4, 8, 8, 8), kind="ae"))
+    assert latent_stats(ae, images).kl is None  # an AutoEncoder is ranked by the variance of its codes
+
+
+def test_prior_stats_and_prior_codes():
+    stats = prior_stats(4)
+    assert stats.mean.tolist() == [0.0] * 4 and stats.std.tolist() == [1.0] * 4 and stats.top(2) == [0, 1]
+    assert torch.equal(prior_codes(4, 3, seed=5), prior_codes(4, 3, seed=5))
+
+
+def test_decode_is_eval_mode_and_restores_training_mode():
+    model = build_model(TINY).train()
+    z = torch.randn(3, 5)
+    out = decode(model, z)
+    assert out.shape == (3, 3, 69, 69) and model.training
+    torch.testing.assert_close(out, decode(model, z))  # BatchNorm in eval mode: the same code, the same galaxy
