@@ -19,6 +19,13 @@ _LAZY = {
     "Galaxies": "datasets",
     "galaxy_dls": "dataloaders",
     "show_images": "display",
+    "ModelConfig": "models",
+    "load_checkpoint": "models",
+    "vae_learner": "learner",
+    "save_learner": "learner",
+    "evaluate": "metrics",
+    "reconstruction_comparison": "plots",
+    "LatentExplorer": "widgets",
 }
 
 __all__ = sorted(_LAZY)

@@ -54,8 +54,11 @@ def _prepare(args):
 
 def _fit(dls, objective: str, profile, epochs: int | None):
     """A fresh model trained with `objective` for the profile's epochs (fastai's progress bar and table)."""
+    from .config import apply_profile
     from .learner import vae_learner
     from .models import ModelConfig
+
+    apply_profile(profile)  # each model starts from the same seed, whatever was trained before it
 
     learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr)
     learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
