@@ -1,0 +1,197 @@
+"""Where students run it: conda environment.yml, Binder (binder/), Colab (install cell, badges).
+
+Conda and repo2docker cannot run in CI, so these tests check the files themselves: every runtime dependency of
+pyproject.toml is in both environment files, version bounds exist (no bound above what this venv resolved from
+PyPI), Binder gets a CPU PyTorch, the quick profile and pre-rendered galaxies, and every Colab/Binder badge and
+install cell points at this repository and at notebooks that exist. No network.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SLUG = "galaxy-autoencoders/galaxy_autoencoders"
+BRANCH = "main"
+COLAB_URL = re.compile(
+    r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/([\w./-]+\.ipynb)"
+)
+BINDER_URL = re.compile(r"https://mybinder\.org/v2/gh/([\w.-]+/[\w.-]+)/([\w.-]+)\?urlpath=lab/tree/([\w./-]+\.ipynb)")
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
+
+# pip (PyPI) name -> the conda-forge names that provide it
+CONDA_NAMES = {"torch": {"pytorch", "pytorch-cpu", "pytorch-gpu"}, "galsim": {"galsim"}}
+# conda-forge name -> the distribution installed in this venv, to compare version bounds with
+PIP_NAMES = {"pytorch": "torch", "pytorch-cpu": "torch", "pytorch-gpu": "torch"}
+ENV_FILES = [ROOT / "environment.yml", ROOT / "binder" / "environment.yml"]
+
+
+def _runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(line) for line in project["dependencies"]]
+
+
+def _env_specs(path: Path) -> tuple[list[str], list[str]]:
+    """The conda specs and the pip lines of an environment file."""
+    env = yaml.safe_load(path.read_text())
+    conda, pip = [], []
+    for entry in env["dependencies"]:
+        if isinstance(entry, dict):
+            pip.extend(entry.get("pip", []))
+        else:
+            conda.append(entry)
+    return conda, pip
+
+
+def _split(spec: str) -> tuple[str, str]:
+    """'pytorch>=2.2' -> ('pytorch', '>=2.2'); 'python' -> ('python', '')."""
+    name = re.match(r"[A-Za-z0-9_.-]+", spec).group(0)
+    return name.lower(), spec[len(name) :].strip()
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_environment_file_parses_and_uses_conda_forge(path):
+    env = yaml.safe_load(path.read_text())
+    assert env["name"] == "galaxy-autoencoders"
+    assert env["channels"] == ["conda-forge"], f"{path.name}: use conda-forge only (defaults has licence terms)"
+    conda, _ = _env_specs(path)
+    assert any(_split(s)[0] == "python" for s in conda)
+    assert "pip" in conda, f"{path.name} has a pip: section, so it must install pip itself"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_runtime_dependency_is_in_the_environment(path):
+    conda, pip = _env_specs(path)
+    conda_names = {_split(s)[0] for s in conda}
+    pip_names = {_split(s)[0] for s in pip if not s.startswith("-")}
+    missing = []
+    for req in _runtime_requirements():
+        name = req.name.lower()
+        if not (CONDA_NAMES.get(name, {name}) & conda_names or name in pip_names):
+            missing.append(req.name)
+    assert not missing, f"{path.relative_to(ROOT)} lacks runtime dependencies of pyproject.toml: {missing}"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_version_bounds_exist_and_match_pyproject(path):
+    """Only lower bounds (>=), none above what pip resolved here, none looser than pyproject.toml's."""
+    lower = {}
+    for req in _runtime_requirements():
+        for spec in req.specifier:
+            if spec.operator == ">=":
+                lower[req.name.lower()] = Version(spec.version)
+    conda, pip = _env_specs(path)
+    for spec in conda + [s for s in pip if not s.startswith("-")]:
+        name, bound = _split(spec)
+        bound = bound.split("#")[0].strip()
+        if not bound:
+            continue
+        assert re.fullmatch(r">=\s*[0-9][0-9.]*", bound), f"{spec!r}: pin only with >=, so conda/pip pick what exists"
+        version = Version(bound[2:].strip())
+        dist = PIP_NAMES.get(name, name)
+        installed = sys.version.split()[0] if dist == "python" else _installed(dist)
+        if installed is not None:
+            assert version <= Version(installed), f"{spec!r}: above {installed}, the newest release resolved here"
+        if dist in lower:
+            assert version >= lower[dist], f"{spec!r} allows less than pyproject.toml's {dist}>={lower[dist]}"
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def test_local_environment_installs_the_checkout():
+    _, pip = _env_specs(ROOT / "environment.yml")
+    assert "-e ." in pip, "environment.yml should install the package from the checkout (pip: -e .)"
+
+
+def test_binder_has_cpu_pytorch_quick_profile_and_prerendered_data():
+    conda, pip = _env_specs(ROOT / "binder" / "environment.yml")
+    names = {_split(s)[0] for s in conda}
+    assert "pytorch-cpu" in names and "pytorch" not in names, "Binder has no GPU: use the CPU-only PyTorch"
+    assert not any(s.startswith("-e") for s in pip), "binder/postBuild installs the package (paths differ there)"
+
+    post = ROOT / "binder" / "postBuild"
+    start = ROOT / "binder" / "start"
+    for script in (post, start):
+        assert script.read_text().startswith("#!"), f"{script.name} needs a shebang line"
+        assert os.access(script, os.X_OK), f"{script.name} must be executable (chmod +x)"
+    text = post.read_text()
+    assert "pip install --no-deps -e ." in text
+    assert "load_galaxies(" in text and "get_profile('quick')" in text, "postBuild pre-renders the quick set"
+
+    text = start.read_text()
+    assert re.search(r"^export GALAXY_AE_PROFILE=\S*quick", text, re.M), "binder/start selects the quick profile"
+    assert text.rstrip().endswith('exec "$@"'), 'binder/start must end with exec "$@" to start the server'
+
+
+def test_binder_prerenders_what_the_quick_profile_loads():
+    from galaxy_autoencoders.config import get_profile
+
+    profile = get_profile("quick")
+    assert profile.dataset == "synthetic", "postBuild renders the synthetic set: the quick profile must use it"
+
+
+def _badge_targets(text: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    return COLAB_URL.findall(text), BINDER_URL.findall(text)
+
+
+def test_readme_badges_point_at_existing_notebooks():
+    readme = (ROOT / "README.md").read_text()
+    colab, binder = _badge_targets(readme)
+    for slug, branch, path in colab + binder:
+        assert (slug, branch) == (SLUG, BRANCH), f"badge points at {slug}@{branch}, not {SLUG}@{BRANCH}"
+        assert (ROOT / path).is_file(), f"README badge points at {path}, which does not exist"
+    for nb in NOTEBOOKS:
+        rel = nb.relative_to(ROOT).as_posix()
+        assert rel in {p for _, _, p in colab}, f"README has no Colab badge for {rel}"
+        assert rel in {p for _, _, p in binder}, f"README has no Binder badge for {rel}"
+    assert COLAB_BADGE in readme and BINDER_BADGE in readme
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_colab_and_binder_badges_to_itself(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    colab, binder = _badge_targets(first.source)
+    rel = nb_path.relative_to(ROOT).as_posix()
+    assert colab == [(SLUG, BRANCH, rel)], f"{nb_path.name}: first cell needs one Colab badge for {rel}"
+    assert binder == [(SLUG, BRANCH, rel)], f"{nb_path.name}: first cell needs one Binder badge for {rel}"
+    assert COLAB_BADGE in first.source and BINDER_BADGE in first.source
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_installs_the_package_only_on_colab(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    lines = code[0].source.splitlines()
+    guard = 'if "google.colab" in sys.modules:'
+    assert "import sys" in lines and guard in lines, f"{nb_path.name}: first code cell lacks the Colab guard"
+    installs = [i for i, line in enumerate(lines) if "pip install" in line]
+    assert installs, f"{nb_path.name}: first code cell installs nothing on Colab"
+    for i in installs:
+        assert lines[i].startswith((" ", "\t")) and i > lines.index(guard), "the install must be inside the guard"
+        assert f"git+https://github.com/{SLUG}" in lines[i], f"install from the GitHub repository {SLUG}"
+    for cell in code[1:]:
+        assert "pip install" not in cell.source, f"{nb_path.name}: only the first code cell installs"
