@@ -114,8 +114,8 @@ def _demo(args) -> None:
         learners[objective] = learn = _fit(dls, objective, profile, args.epochs)
         save_learner(learn, args.out / "models" / objective, extra={"data": data.name, "profile": profile.name})
         report[objective] = evaluate(learn.model, dls, params=data.params)
-    x, _ = reconstruct_all(learners["elbo"].model, dls.valid, bs=64)
-    recons = {name.upper(): reconstruct_all(learn.model, x[:6])[1] for name, learn in learners.items()}
+    x = dls.valid.one_batch()[0][:6].cpu()  # the first validation galaxies, as float (6, 3, 69, 69)
+    recons = {name.upper(): reconstruct_all(learn.model, x)[1] for name, learn in learners.items()}
     save_figure(reconstruction_comparison(x[:6], recons, n=6), args.out / "comparison.png")
     models = {name.upper(): learn.model for name, learn in learners.items()}
     valid_images = data.images[dls.valid.idxs.cpu().numpy()]

@@ -17,7 +17,6 @@ from scipy.stats import rankdata
 from torch import nn
 
 from .losses import kl_per_dim
-from .models import VAE
 
 
 def _batches(images, bs: int, device) -> Iterator[torch.Tensor]:
@@ -210,29 +209,37 @@ def evaluate(
     `evaluate` then restricts to the validation galaxies). Plain floats and ints: ready for json.dumps.
     """
     loader = images.valid if hasattr(images, "valid") and hasattr(images, "train") else images
-    xs, recons, count = [], [], 0
+    # One pass over the images gives every number: error, sharpness inputs, codes and KL.
+    xs, recons, mus, kl_sum, sq_err, values = [], [], [], None, 0.0, 0
     with _evaluating(model):
-        for x in _batches(loader, bs, _device(model)):  # only the first n: float copies cost 57 kB a galaxy
-            out = model(x[: n - count])
-            recons.append((out[0] if isinstance(out, tuple) else out).float().cpu())
-            xs.append(x[: n - count].float().cpu())
-            count += len(xs[-1])
-            if count >= n:
-                break
+        for x in _batches(loader, bs, _device(model)):
+            out = model(x)
+            recon, mu, logvar = out if isinstance(out, tuple) else (out, model.encode(x), None)
+            sq_err += (recon.float() - x).pow(2).sum().item()
+            values += x.numel()
+            mus.append(mu.float().cpu())
+            if logvar is not None:
+                kl = kl_per_dim(mu, logvar).double().cpu() * len(x)  # (L,), summed over this batch
+                kl_sum = kl if kl_sum is None else kl_sum + kl
+            kept = n - sum(len(r) for r in recons)  # only the first n: float copies cost 57 kB a galaxy
+            if kept > 0:
+                recons.append(recon[:kept].float().cpu())
+                xs.append(x[:kept].float().cpu())
+    mu = torch.cat(mus)  # (N, L)
     report = {
-        "mse": reconstruction_mse(model, loader, bs=bs),
+        "mse": sq_err / values,
         "sharpness": sharpness_ratio(torch.cat(recons), torch.cat(xs)),
         "active_units": None,
         "kl_per_dim": None,
     }
-    if isinstance(model, VAE):
-        kl = kl_per_dimension(model, loader, bs=bs)
+    if kl_sum is not None:
+        kl = (kl_sum / len(mu)).float()
         report["active_units"] = active_units(kl)
         report["kl_per_dim"] = [float(v) for v in kl]
     if params is not None:
         idxs = getattr(loader, "idxs", None)
         if idxs is not None:  # a loader serves a subset: its galaxies' rows of the whole set's parameters
             params = {name: np.asarray(values)[idxs.cpu().numpy()] for name, values in params.items()}
-        rho = latent_parameter_correlation(encode_all(model, loader, bs=bs), params)
+        rho = latent_parameter_correlation(mu, params)
         report["best_correlation"] = {name: float(v) for name, v in rho.abs().max(axis=0).items()}
     return report
