@@ -158,7 +158,7 @@ def galaxy_dls(
         class_names = class_names or images.class_names
         images = images.images
     images = np.asarray(images)
-    check_images(images.shape, images.dtype, "galaxy_dls(images)")
+    check_images(images.shape, images.dtype, "galaxy_dls(images)", values=images)
     n = len(images)
     labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels)
     check_labels(labels, n, len(class_names) if class_names else 10, "galaxy_dls(labels)")

@@ -16,10 +16,13 @@ own files add a group `params` (synthetic only: one float array (N,) per true pa
 Downloads stream into `<file>.part`, resume after a dropped connection, are checked against the published
 SHA-256 and only then renamed to their final name: a file at the final path is always complete and verified.
 Every file this module writes appears under its final name only once it is complete (write, then os.replace).
+A folder that cannot be written (read-only, disk full) raises `DataFolderError`, naming the file and what to do;
+a read-only folder that already holds a good file is simply read.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -261,7 +264,7 @@ def write_galaxy10(
     names = tuple(class_names) if class_names is not None else GALAXY10_SDSS_CLASSES
     where = f"write_galaxy10({path.name})"
     # The same checks as on reading, so this function never writes a file that read_galaxy10 refuses.
-    check_images(images.shape, images.dtype, where)
+    check_images(images.shape, images.dtype, where, values=images)
     check_labels(labels, len(images), len(names), where)
     for key, values in (params or {}).items():
         if np.shape(values) != (len(images),):
@@ -369,10 +372,16 @@ def _check_layout(f: h5py.File, path: Path, n_classes: int) -> int:
     return images.shape[0]
 
 
-def check_images(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
-    """Refuse anything but uint8 (N, 69, 69, 3), naming the likely mix-up and the fix."""
+def check_images(shape: tuple[int, ...], dtype: np.dtype, where: str, values=None) -> None:
+    """Refuse anything but uint8 (N, 69, 69, 3), naming the likely mix-up and the fix.
+
+    values: the images themselves when they are in memory; float ones are first checked for NaN/inf, which
+    the float-to-uint8 conversion below would silently turn into black pixels.
+    """
     if dtype != np.uint8:
         if np.issubdtype(dtype, np.floating):
+            if values is not None:
+                check_finite(values, where)
             fix = "float images: if they are in 0..1, convert with (x * 255).round().astype(np.uint8)"
         else:
             fix = "if the values are 0..255, convert with np.clip(x, 0, 255).astype(np.uint8)"
@@ -404,6 +413,28 @@ def check_images(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
     raise GalaxyDataError(f"{where}: {problem}, shape {shape}; {expected}. To fix: {fix}.")
 
 
+def check_finite(images, where: str) -> None:
+    """Refuse float images (N, ...), a NumPy array or torch tensor, holding NaN or inf; integer images pass."""
+    is_tensor = hasattr(images, "is_floating_point")
+    images = images.detach() if is_tensor else np.asarray(images)
+    if images.ndim < 2:  # a flat list of numbers: each one an "image"
+        images = images.reshape(-1, 1)
+    if is_tensor and images.is_floating_point():  # on any device: one flag per image comes back to the host
+        finite = images.isfinite().flatten(1).all(1).cpu().numpy()  # (N,)
+    elif not is_tensor and np.issubdtype(images.dtype, np.inexact):
+        finite = np.isfinite(images).all(axis=tuple(range(1, images.ndim)))  # (N,)
+    else:
+        return
+    bad = np.flatnonzero(~finite)
+    if len(bad):
+        raise GalaxyDataError(
+            f"{where}: {len(bad)} of {len(finite)} images contain NaN or inf values (the first is image "
+            f"{bad[0]}); a model can neither learn from nor encode them. Replace them, e.g. "
+            "x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0), or drop those images: "
+            "x = x[np.isfinite(x).reshape(len(x), -1).all(axis=1)]."
+        )
+
+
 def check_labels(labels: np.ndarray, n_images: int, n_classes: int, where: str) -> None:
     """Labels must be integer class indices (N,) in 0..n_classes-1, one per image."""
     if labels.ndim != 1:
@@ -428,7 +459,7 @@ def check_labels(labels: np.ndarray, n_images: int, n_classes: int, where: str) 
 @contextmanager
 def _atomic_h5(dest: Path) -> Iterator[h5py.File]:
     """Write an HDF5 file under a temporary name next to dest and rename it to dest only once complete."""
-    _writable_folder(dest.parent)
+    _writable_folder(dest.parent, f"to save {dest.name}")
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
     try:
         with h5py.File(tmp, "w") as f:
@@ -454,6 +485,8 @@ def make_synthetic(
     """Render n synthetic galaxies for `seed` (the same seed gives the same images) and write them to path."""
     from galaxy_autoencoders import synthetic  # imported here: GalSim is slow to import and absent on Windows
 
+    path = Path(path)
+    _writable_folder(path.parent, f"to save {path.name}")  # before rendering, which takes a while
     images, labels, params = synthetic.render_galaxies(
         n, seed=seed, class_weights=class_weights, workers=workers, progress=progress
     )
@@ -484,7 +517,8 @@ def _fetch(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool
             _mark_verified(path, spec)
             return path
         corrupt = _sibling(path, ".corrupt")
-        _writable_folder(folder)
+        # A shared read-only folder with a damaged file: say so, rather than only "cannot write".
+        _writable_folder(folder, f"to replace {path.name}, which is damaged ({problem})")
         os.replace(path, corrupt)
         _sibling(path, ".verified").unlink(missing_ok=True)
         print(f"The cached {path} is damaged ({problem}); moved it to {corrupt}.")
@@ -554,7 +588,7 @@ def download(
 ) -> Path:
     """Download url to dest via `dest.part` (resumed if present), check size and SHA-256, rename to dest."""
     dest = Path(dest)
-    _writable_folder(dest.parent)
+    _writable_folder(dest.parent, f"to download {dest.name}")
     part = _sibling(dest, ".part")
     for attempt in range(DOWNLOAD_RETRIES + 1):
         try:
@@ -625,28 +659,31 @@ def _transfer(
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else expected_size
         host = urlsplit(url).hostname
-        with (
-            open(part, "ab" if have else "wb") as out,
-            tqdm(
-                total=total,
-                initial=have,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=not progress,
-            ) as bar,
-        ):
-            while True:
-                try:
-                    block = response.read(chunk_size)
-                except (OSError, HTTPException) as err:
-                    raise _Interrupted(f"connection to {host} lost after {out.tell()} bytes ({err})") from err
-                if not block:
-                    break
-                out.write(block)
-                bar.update(len(block))
-            received = out.tell()
+        try:
+            with (
+                open(part, "ab" if have else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
+            ):
+                while True:
+                    try:
+                        block = response.read(chunk_size)
+                    except (OSError, HTTPException) as err:
+                        raise _Interrupted(f"connection to {host} lost after {out.tell()} bytes ({err})") from err
+                    if not block:
+                        break
+                    out.write(block)
+                    bar.update(len(block))
+                received = out.tell()
+        except OSError as err:  # writing the .part (reading errors are _Interrupted): disk full, quota, ...
+            raise _write_failed(err, part, dest, total) from err
     # http.client returns a short body without an error when the server hangs up early: count the bytes.
     if total is not None and received < total:
         raise _Interrupted(f"connection to {host} closed after {received} of {total} bytes")
@@ -685,16 +722,34 @@ def _data_folder(data_dir: str | os.PathLike | None) -> Path:
     return folder
 
 
-def _writable_folder(folder: Path) -> None:
-    """Fail early, with a clear message, when a file cannot be written into folder."""
+def _writable_folder(folder: Path, purpose: str = "") -> None:
+    """Fail early, with a clear message, when a file cannot be written into folder; purpose says what for."""
     folder = _data_folder(folder)
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
+        purpose = f" {purpose}" if purpose else ""
         raise DataFolderError(
-            f"Cannot write into the data folder {folder} ({err.strerror or err}). {FOLDER_HINT}"
+            f"Cannot write into the data folder {folder}{purpose}: {err.strerror or err}. {FOLDER_HINT}"
         ) from err
+
+
+def _write_failed(err: OSError, part: Path, dest: Path, total: int | None) -> DataFolderError:
+    """The error for a failed write of a download's .part file (disk full, quota, ...): what is kept, what to do."""
+    kept = part.stat().st_size if part.exists() else 0
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        problem = "the disk is full" if err.errno == errno.ENOSPC else "your disk quota is used up"
+        more = f" (the download needs about {_size_text(total - kept)} more)" if total else ""
+        retry = f"Free space on the disk holding {dest.parent}{more} and run the same command again"
+    else:
+        problem = err.strerror or str(err)
+        retry = "Run the same command again"
+    return DataFolderError(
+        f"Writing {part} failed after {kept:,} bytes: {problem}. Nothing was written at {dest}. {retry}: "
+        f"the download resumes from {part}. Or delete {part} and download into a folder on another disk: "
+        f"set {config.DATA_ENV} (e.g. `export {config.DATA_ENV}=/path/with/space`) or pass data_dir=..."
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

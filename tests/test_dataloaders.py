@@ -80,8 +80,12 @@ def test_fastai_verbs_and_settings():
 
 
 def test_bad_inputs_are_refused_with_a_fix():
+    floats = np.full((10, 69, 69, 3), 0.5, dtype=np.float32)
     with pytest.raises(ValueError, match=r"galaxy_dls\(images\).*float32.*\* 255"):
-        galaxy_dls(np.full((10, 69, 69, 3), np.nan, dtype=np.float32))
+        galaxy_dls(floats)
+    floats[7, 3, 3] = np.nan  # named as such: converting first would silently make the NaN a black pixel
+    with pytest.raises(ValueError, match=r"galaxy_dls\(images\): 1 of 10 images contain NaN or inf .*image 7"):
+        galaxy_dls(floats)
     with pytest.raises(ValueError, match=r"galaxy_dls\(images\): channels-first"):
         galaxy_dls(np.zeros((10, 3, 69, 69), dtype=np.uint8))
     with pytest.raises(ValueError, match="10 images but 9 labels"):

@@ -6,6 +6,7 @@ can drop the connection, answer an error status or ignore Range requests.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -368,6 +369,61 @@ def test_keyboard_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # neither the final file nor a temporary one
 
 
+class SmallDisk:
+    """A file opened for writing on a disk with `room` bytes left: a write beyond that raises ENOSPC/EDQUOT."""
+
+    def __init__(self, file, room: int, code: int):
+        self.file, self.room, self.code = file, room, code
+
+    def write(self, block: bytes) -> int:
+        if len(block) > self.room:
+            raise OSError(self.code, os.strerror(self.code))
+        self.room -= len(block)
+        return self.file.write(block)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+@pytest.mark.parametrize("code, problem", [(errno.ENOSPC, "the disk is full"), (errno.EDQUOT, "disk quota")])
+def test_disk_full_mid_download_keeps_the_good_file_and_says_what_to_do(tmp_path, zenodo, monkeypatch, code, problem):
+    data = galaxy10_bytes(tmp_path)
+    url = zenodo.serve("Galaxy10.h5", data)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    dest, part = folder / "Galaxy10.h5", folder / "Galaxy10.h5.part"
+    dest.write_bytes(b"an older copy the student already had")
+    real_open = open
+
+    def open_on_small_disk(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return SmallDisk(f, room=8192, code=code) if "w" in mode or "a" in mode else f
+
+    monkeypatch.setattr(datasets, "open", open_on_small_disk, raising=False)
+    sha = datasets.hashlib.sha256(data).hexdigest()
+    with pytest.raises(DataFolderError) as err:
+        download(url, dest, sha, expected_size=len(data), progress=False, chunk_size=4096)
+
+    message = str(err.value)
+    assert problem in message and str(part) in message and "8,192 bytes" in message
+    assert f"Nothing was written at {dest}" in message and f"Free space on the disk holding {folder}" in message
+    assert "GALAXY_AE_DATA" in message and "resumes" in message
+    assert dest.read_bytes() == b"an older copy the student already had"
+    assert part.read_bytes() == data[:8192]  # what arrived is kept, for a resume once there is room
+    assert len(zenodo.requests) == 1  # a full disk is not a dropped connection: no retries
+
+    monkeypatch.undo()  # space freed: the same call resumes and finishes
+    download(url, dest, sha, expected_size=len(data), progress=False)
+    assert zenodo.requests[-1]["range"] == "bytes=8192-"
+    assert dest.read_bytes() == data and not part.exists()
+
+
 def test_download_false_refuses_missing_file(tmp_path, monkeypatch, closed_port_url):
     use_spec(monkeypatch, b"anything", closed_port_url)
     with pytest.raises(FileNotFoundError, match="download=False") as err:
@@ -487,6 +543,23 @@ def test_bad_files_are_refused_with_clear_errors(tmp_path, case):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_float_images_is_named_before_the_dtype(tmp_path, bad):
+    images = np.random.default_rng(0).random((6, 69, 69, 3)).astype(np.float32)
+    images[2, 10, 10, 1] = images[4, 0, 0, 0] = bad
+
+    with pytest.raises(GalaxyDataError) as err:
+        write_galaxy10(tmp_path / "x.h5", images, np.zeros(6))
+
+    message = str(err.value)
+    assert "write_galaxy10(x.h5): 2 of 6 images contain NaN or inf values (the first is image 2)" in message
+    assert "np.nan_to_num(x" in message  # the fix, before the uint8 conversion would turn NaN into black
+    assert not (tmp_path / "x.h5").exists()
+    finite = np.nan_to_num(images, nan=0.0, posinf=1.0, neginf=0.0)  # once fixed, the dtype is what is left
+    with pytest.raises(GalaxyDataError, match=r"float32, expected uint8.*\(x \* 255\)\.round\(\)"):
+        write_galaxy10(tmp_path / "x.h5", finite, np.zeros(6))
+
+
 def test_not_an_hdf5_file_is_refused(tmp_path):
     path = tmp_path / "Galaxy10.h5"
     path.write_bytes(b"<html><body>Too many requests</body></html>")
@@ -528,6 +601,131 @@ def test_uncreatable_data_folder_mentions_environment_variable(tmp_path):
     with pytest.raises(DataFolderError, match="GALAXY_AE_DATA") as err:
         load_galaxies("galaxy10_sdss", data_dir=blocker / "data")
     assert str(blocker / "data") in str(err.value)
+
+
+@pytest.fixture(params=["chmod", "patched"])
+def make_read_only(request, monkeypatch):
+    """make_read_only(folder): from now on nothing can be written into folder.
+
+    "chmod": chmod 0o555, as on a shared class folder; skipped as root, whom chmod does not stop. "patched":
+    the ways datasets.py writes a file (probe, open, h5py, write_text, os.replace) refuse the folder.
+    """
+    made: list[Path] = []
+
+    def refuse(path) -> None:
+        if path is not None and any(Path(path).resolve().is_relative_to(f.resolve()) for f in made):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    def patch_writes() -> None:
+        real_temporary, real_open, real_replace = datasets.tempfile.TemporaryFile, open, os.replace
+        real_h5, real_write_text = datasets.h5py.File, Path.write_text
+
+        def temporary(*args, dir=None, **kwargs):
+            refuse(dir and Path(dir) / "probe")
+            return real_temporary(*args, dir=dir, **kwargs)
+
+        def writing_open(file, mode="r", *args, **kwargs):
+            if "w" in mode or "a" in mode:
+                refuse(file)
+            return real_open(file, mode, *args, **kwargs)
+
+        def replace(src, dst):
+            refuse(dst)
+            return real_replace(src, dst)
+
+        def h5_file(name, mode="r", *args, **kwargs):
+            if mode != "r":
+                refuse(name)
+            return real_h5(name, mode, *args, **kwargs)
+
+        def write_text(self, *args, **kwargs):
+            refuse(self)
+            return real_write_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(datasets.tempfile, "TemporaryFile", temporary)
+        monkeypatch.setattr(datasets, "open", writing_open, raising=False)
+        monkeypatch.setattr(datasets.os, "replace", replace)
+        monkeypatch.setattr(datasets.h5py, "File", h5_file)
+        monkeypatch.setattr(Path, "write_text", write_text)
+
+    def make(folder: Path) -> None:
+        if request.param == "chmod":
+            folder.chmod(0o555)
+            made.append(folder)
+            if os.access(folder, os.W_OK):
+                pytest.skip("running as root: chmod 0o555 does not stop writes (the 'patched' variant runs)")
+        else:
+            if not made:
+                patch_writes()
+            made.append(folder)
+
+    yield make
+    for folder in made:
+        folder.chmod(0o755)  # so that pytest can remove tmp_path
+
+
+def test_read_only_folder_with_a_good_file_is_used_as_it_is(tmp_path, monkeypatch, closed_port_url, make_read_only):
+    data = galaxy10_bytes(tmp_path)
+    use_spec(monkeypatch, data, closed_port_url)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "Galaxy10.h5").write_bytes(data)
+    make_read_only(folder)
+
+    for _ in range(2):  # no .verified mark can be saved: the file is simply hashed again
+        galaxies = load_galaxies("galaxy10_sdss", data_dir=folder, progress=False)
+        assert galaxies.images.shape == (20, 69, 69, 3)
+    assert sorted(p.name for p in folder.iterdir()) == ["Galaxy10.h5"]
+
+
+def test_read_only_folder_refuses_to_download_or_render_and_says_where_to_point(
+    tmp_path, zenodo, monkeypatch, make_read_only
+):
+    data = galaxy10_bytes(tmp_path)
+    use_spec(monkeypatch, data, zenodo.serve("Galaxy10.h5", data))
+    calls: list[int] = []
+    fake_synthetic(monkeypatch, calls)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    make_read_only(folder)
+
+    with pytest.raises(DataFolderError) as err:
+        fetch("galaxy10_sdss", data_dir=folder, progress=False)
+    message = str(err.value)
+    assert f"Cannot write into the data folder {folder} to download Galaxy10.h5" in message
+    assert "export GALAXY_AE_DATA=" in message
+    with pytest.raises(DataFolderError, match="to save synthetic_v99_n8_seed0.h5"):
+        load_galaxies("synthetic", n=8, data_dir=folder, progress=False)
+    assert calls == []  # refused before rendering, not after
+    assert list(folder.iterdir()) == [] and zenodo.requests == []
+
+
+def test_read_only_folder_with_a_damaged_file_says_so_and_keeps_it(tmp_path, zenodo, monkeypatch, make_read_only):
+    data = galaxy10_bytes(tmp_path)
+    use_spec(monkeypatch, data, zenodo.serve("Galaxy10.h5", data))
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "Galaxy10.h5").write_bytes(data[:100])
+    make_read_only(folder)
+
+    with pytest.raises(DataFolderError) as err:
+        load_galaxies("galaxy10_sdss", data_dir=folder, progress=False)
+
+    message = str(err.value)
+    assert f"to replace Galaxy10.h5, which is damaged (100 bytes instead of {len(data)})" in message
+    assert "GALAXY_AE_DATA" in message
+    assert sorted(p.name for p in folder.iterdir()) == ["Galaxy10.h5"]
+    assert (folder / "Galaxy10.h5").read_bytes() == data[:100] and zenodo.requests == []
+
+
+def test_missing_data_folder_is_created(tmp_path, monkeypatch):
+    fake_synthetic(monkeypatch, [])
+    folder = tmp_path / "not" / "there" / "yet"
+    monkeypatch.setenv("GALAXY_AE_DATA", str(folder))
+
+    galaxies = load_galaxies("synthetic", n=8, progress=False)
+
+    assert folder.is_dir() and galaxies.path == folder / "synthetic_v99_n8_seed0.h5"
 
 
 def test_default_data_folder_follows_environment(tmp_path, monkeypatch, closed_port_url):
