@@ -16,6 +16,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from .datasets import check_finite
 from .losses import kl_per_dim
 
 
@@ -40,6 +41,7 @@ def _batches(images, bs: int, device) -> Iterator[torch.Tensor]:
         raise ValueError(
             f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W); got {images.dtype} {tuple(images.shape)}."
         )
+    check_finite(images, "images")  # a NaN pixel would silently give a NaN code, a NaN error, a black decode
     for start in range(0, len(images), bs):
         x = images[start : start + bs].to(device)
         if x.dtype == torch.uint8:

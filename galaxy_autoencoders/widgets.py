@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .datasets import check_finite
 from .display import to_hwc_uint8
 from .latent import LatentStats, decode, latent_stats, prior_stats
 from .metrics import encode_all
@@ -43,8 +44,9 @@ class LatentExplorer:
 
     images (uint8 (N, 69, 69, 3), float (N, 3, 69, 69) or a Galaxies) set the mean code, sigma and ranking
     and are the galaxies "Encode galaxy" picks from; without images the prior N(0, I) sets them. k sliders of
-    -n_sigma..+n_sigma in steps of `step`; the picture is scale x 69 pixels wide; `threads` CPU threads decode
-    it. `view` is the ipywidgets box; displaying the explorer displays it.
+    -n_sigma..+n_sigma in steps of `step` (one per latent dimension if the model has fewer than k); the
+    picture is scale x 69 pixels wide; `threads` CPU threads decode it. `view` is the ipywidgets box;
+    displaying the explorer displays it.
     """
 
     def __init__(
@@ -66,6 +68,16 @@ class LatentExplorer:
             labels = images.labels if labels is None else labels
             class_names = class_names or images.class_names
             images = images.images
+        latent = model.config.latent_size
+        if k < 1 or n_sigma <= 0:
+            raise ValueError(f"k={k}, n_sigma={n_sigma}: the explorer needs k >= 1 sliders and n_sigma > 0.")
+        if stats is not None and tuple(stats.mean.shape) != (latent,):
+            raise ValueError(
+                f"stats describe codes of {tuple(stats.mean.shape)[0]} dimensions, but this model's latent size is "
+                f"{latent}: they belong to another model. Compute them with latent_stats(model, images)."
+            )
+        if isinstance(images, (np.ndarray, torch.Tensor)):  # checked whole, so the error names the bad galaxy
+            check_finite(images, "LatentExplorer(images)")
         self.model = model
         self.images = images
         self.labels = None if labels is None else np.asarray(labels)
@@ -74,11 +86,10 @@ class LatentExplorer:
         self.scale = scale
         self.n_sigma = n_sigma
         self.threads = threads  # CPU threads for one decode (see render)
-        latent = model.config.latent_size
         if stats is None:
             stats = latent_stats(model, images) if images is not None else prior_stats(latent)
         self.stats = stats
-        self.dims = stats.top(min(k, latent))
+        self.dims = stats.top(min(k, latent))  # a model with fewer dimensions than k gets a slider for each
         self.code = stats.mean.clone()  # (L,) the code on show
         self.source = "the mean code"  # where the code on show came from, for the status line
         self.moved: list[int] = []  # dimensions changed with a slider since then
@@ -149,6 +160,8 @@ class LatentExplorer:
         code = torch.as_tensor(code, dtype=torch.float32).clone()
         if code.shape != self.code.shape:
             raise ValueError(f"code has shape {tuple(code.shape)}; this model's codes are {tuple(self.code.shape)}.")
+        if not torch.isfinite(code).all():
+            raise ValueError(f"code holds NaN or inf values ({code.tolist()}); a code must be finite numbers.")
         self._quiet = True
         try:
             for d, slider in zip(self.dims, self.sliders, strict=True):
@@ -174,14 +187,20 @@ class LatentExplorer:
         if self.images is None:
             raise ValueError("This explorer was made without images; pass images to LatentExplorer to encode one.")
         index = int(index)
+        if not 0 <= index < len(self.images):
+            raise IndexError(f"There is no galaxy #{index}: this explorer has galaxies 0..{len(self.images) - 1}.")
+        code = encode_all(self.model, self.images[index : index + 1])[0]  # (L,)
         self.original.value = png_bytes(self.images[index], self.scale)
         what = f"galaxy #{index}"
         if self.labels is not None and self.class_names is not None:
             what += f" ({self.class_names[int(self.labels[index])]})"
-        self.set_code(encode_all(self.model, self.images[index : index + 1])[0], what)
+        self.set_code(code, what)
 
     def _on_slider(self, change) -> None:
         if self._quiet:
+            return
+        if not np.isfinite(change["new"]):  # ipywidgets clamps +-inf into the range, but lets NaN through
+            change["owner"].value = change["old"]  # a NaN code would decode to a black square
             return
         d = self.dims[self.sliders.index(change["owner"])]
         self.code[d] = self.stats.mean[d] + change["new"] * self.stats.std[d]

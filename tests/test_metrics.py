@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.datasets import GalaxyDataError
 from galaxy_autoencoders.losses import kl_per_dim
 from galaxy_autoencoders.metrics import (
     active_units,
@@ -98,6 +99,21 @@ def test_encode_all_accepts_every_image_container():
     assert torch.allclose(encode_all(model, dls), expected[valid_idx], atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         encode_all(model, torch.rand(2, 69, 69, 3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_float_images_with_nan_or_inf_are_refused_by_name(bad):
+    model = build_model(TINY)
+    x = torch.rand(6, 3, 69, 69)
+    x[3, 1, 5, 5] = bad
+    expected = r"^images: 1 of 6 images contain NaN or inf values \(the first is image 3\).*np\.nan_to_num"
+    for fn in (encode_all, reconstruct_all, reconstruction_mse):
+        with pytest.raises(GalaxyDataError, match=expected):
+            fn(model, x, bs=2)  # refused before the first batch, not after 3 images of NaN codes
+    with pytest.raises(GalaxyDataError, match=expected):
+        encode_all(model, x.numpy())
+    x[3] = 0.5
+    assert torch.isfinite(encode_all(model, x)).all()
 
 
 def test_reconstruction_mse_is_the_per_value_mean():

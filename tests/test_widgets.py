@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from galaxy_autoencoders.datasets import GalaxyDataError
 from galaxy_autoencoders.display import to_hwc_uint8
-from galaxy_autoencoders.latent import decode, latent_stats
+from galaxy_autoencoders.latent import decode, latent_stats, prior_stats
 from galaxy_autoencoders.metrics import encode_all
 from galaxy_autoencoders.models import ModelConfig, build_model
 from galaxy_autoencoders.widgets import LatentExplorer, png_bytes
@@ -113,6 +114,50 @@ def test_galaxies_with_labels_name_the_class_and_no_images_means_the_prior(model
         prior.encode(0)
     with pytest.raises(ValueError, match="shape"):
         prior.set_code(torch.zeros(4))
+
+
+def test_slider_values_at_and_beyond_the_range_are_clamped_and_decode_to_finite_images(model, images):
+    explorer = LatentExplorer(model, images, k=3, n_sigma=2.0)
+    mean, std = explorer.stats.mean, explorer.stats.std
+    d, slider = explorer.dims[0], explorer.sliders[0]
+    for asked, clamped in [(2.0, 2.0), (-2.0, -2.0), (50.0, 2.0), (-50.0, -2.0), (np.inf, 2.0), (-np.inf, -2.0)]:
+        slider.value = asked
+        assert slider.value == clamped, asked
+        torch.testing.assert_close(explorer.code[d], mean[d] + clamped * std[d])
+        assert torch.isfinite(decode(model, explorer.code[None])).all()
+        assert np.array_equal(shown(explorer), expected(model, explorer.code))
+    before, image = explorer.code.clone(), explorer.image.value
+    slider.value = np.nan  # ipywidgets lets NaN through; the explorer puts the slider back
+    assert slider.value == -2.0 and torch.equal(explorer.code, before) and explorer.image.value == image
+
+
+def test_k_beyond_the_latent_size_gives_one_slider_per_dimension(model, images):
+    explorer = LatentExplorer(model, images, k=12)  # TINY has 5 latent dimensions
+    assert sorted(explorer.dims) == list(range(5)) and len(explorer.sliders) == 5
+    for j, slider in enumerate(explorer.sliders):  # each slider moves its own dimension, and only it
+        before = explorer.code.clone()
+        slider.value = 1.0
+        changed = torch.nonzero(explorer.code != before).flatten().tolist()
+        assert changed == [explorer.dims[j]]
+    assert LatentExplorer(model, k=12).dims == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="k >= 1"):
+        LatentExplorer(model, images, k=0)
+    with pytest.raises(ValueError, match="codes of 7 dimensions, but this model's latent size is 5"):
+        LatentExplorer(model, images, stats=prior_stats(7))
+
+
+def test_nan_images_codes_and_missing_galaxies_are_refused_by_name(model, images):
+    floats = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255  # (16, 3, 69, 69) in [0, 1]
+    floats[4, 0, 7, 7] = float("nan")
+    with pytest.raises(GalaxyDataError, match=r"LatentExplorer\(images\): 1 of 16 .*NaN or inf.*image 4"):
+        LatentExplorer(model, floats, k=2)
+    explorer = LatentExplorer(model, images, k=2)
+    code, image, original = explorer.code.clone(), explorer.image.value, explorer.original.value
+    with pytest.raises(ValueError, match="NaN or inf"):
+        explorer.set_code(torch.full((5,), float("nan")))
+    with pytest.raises(IndexError, match=r"no galaxy #16: this explorer has galaxies 0\.\.15"):
+        explorer.encode(16)
+    assert torch.equal(explorer.code, code) and explorer.image.value == image and explorer.original.value == original
 
 
 def test_display_offers_the_widget_a_static_png_and_stable_text(model, images):
