@@ -1,5 +1,6 @@
 """The fastai Learner: loss columns that add up, the MMD callback, KL warm-up, the NaN guard, fastai's verbs."""
 
+import re
 import warnings
 
 import matplotlib
@@ -229,6 +230,9 @@ def test_nan_guard_stops_restores_and_explains(dls, tmp_path):
         learn.fit(3, lr=1e-3, cbs=[poison])  # returns normally: the guard cancels the fit
     message = str(caught[0].message)
     assert "epoch 0, batch 2" in message and "learning rate 1.00e-03" in message and "lr=1.0e-04" in message
+    # What happened to the weights, and every remedy it offers, so a student knows what to do next.
+    assert "the weights are back to the last good ones (epoch 0, batch 1)" in message
+    assert "Try a learning rate 10x lower" in message and "kl_warmup=0.3" in message and "NaN/inf" in message
     guard = learn.nan_guard
     assert guard.tripped and guard.message == message
     assert poison.seen == 2  # training stopped at the third batch of the first epoch
@@ -249,6 +253,8 @@ def test_nan_guard_catches_a_diverging_learning_rate(dls, tmp_path):
     with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning, match="NaNGuard"):
         learn.fit(20, lr=1e6)
     assert learn.nan_guard.tripped
+    assert re.search(r"at epoch \d+, batch \d+ \(learning rate 1\.00e\+06\)", learn.nan_guard.message)
+    assert "lr=1.0e+05" in learn.nan_guard.message
     assert len(learn.recorder.values) < 20
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
 
