@@ -2,18 +2,23 @@
 
 import re
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import matplotlib
+import nbformat
 import numpy as np
 import pytest
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 
+from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.datasets import GALAXY10_SDSS_CLASSES, Galaxies
 from galaxy_autoencoders.learner import KLWarmup, MMDCallback, NaNGuard, save_learner, vae_learner
 from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
-from galaxy_autoencoders.models import ModelConfig, checkpoint_info, load_checkpoint
+from galaxy_autoencoders.models import VAE, ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -319,6 +324,54 @@ def test_save_learner_round_trip(dls, tmp_path):
     learn.model.eval()
     with torch.no_grad():
         assert torch.equal(model(x)[0], learn.model(x)[0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Notebook 05 run before 03 and 04: its own cells, without running the whole notebook
+
+NOTEBOOK_05 = Path(__file__).resolve().parent.parent / "notebooks" / "05_generation.ipynb"
+
+
+def _code_cell(path: Path, marker: str) -> str:
+    """The source of the one code cell of the notebook at path that contains marker."""
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and marker in c.source]
+    assert len(cells) == 1, f"{path.name}: expected one code cell containing {marker!r}, found {len(cells)}"
+    return cells[0]
+
+
+def test_notebook_05_before_03_and_04_says_so_and_trains_quick_models(tmp_path, monkeypatch, capsys):
+    load_cell, train_cell = _code_cell(NOTEBOOK_05, 'saved = {"ELBO"'), _code_cell(NOTEBOOK_05, "missing = [")
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path))  # a fresh data folder: no data/models yet
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (48, 69, 69, 3), dtype=np.uint8), rng.integers(0, 10, 48)
+    data = Galaxies(images, labels, GALAXY10_SDSS_CLASSES, params=None, name="random", path=None)
+    profile = replace(get_profile("quick"), epochs=1, batch_size=16, widths=TINY.widths)
+
+    first = {"data": data, "profile": profile}
+    exec(load_cell, first)
+    out = capsys.readouterr().out
+    assert "ELBO: notebook 03_elbo has not saved a model yet; training a quick one below." in out
+    assert "MMD: notebook 04_mmd has not saved a model yet; training a quick one below." in out
+    exec(train_cell, first)
+    out = capsys.readouterr().out
+    assert "Training a quick ELBO-VAE (1 epochs): run notebook 03_elbo for the real one." in out
+    assert "Training a quick MMD-VAE (1 epochs): run notebook 04_mmd for the real one." in out
+    assert list(first["models"]) == ["ELBO", "MMD"]
+    assert all(isinstance(m, VAE) and not m.training for m in first["models"].values())
+
+    # Notebook 03 has run since, 04 not yet: 05 loads the saved ELBO-VAE and trains only the MMD-VAE.
+    torch.manual_seed(1)
+    saved = build_model(TINY)
+    save_checkpoint(saved, tmp_path / "models" / "elbo", extra={"objective": "elbo"})
+    second = {"data": data, "profile": profile}
+    exec(load_cell, second)
+    exec(train_cell, second)
+    out = capsys.readouterr().out
+    assert "ELBO: loaded the model 03_elbo saved (objective 'elbo', latent size 4)" in out
+    assert "Training a quick MMD-VAE" in out and "Training a quick ELBO-VAE" not in out
+    assert list(second["models"]) == ["ELBO", "MMD"]  # the order of the figures, however they were made
+    loaded = second["models"]["ELBO"].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.state_dict().items())
 
 
 # ----------------------------------------------------------------------------------------------------------
