@@ -1,0 +1,420 @@
+"""Training throughput of the package's path against three alternatives, side by side in one process.
+
+    python benchmarks/throughput.py --device cpu|cuda [--quick] [--json OUT] [--n N] [--repeats R]
+
+The same VAE (same widths, latent size and initial weights), the same batch size, the same galaxies (random
+uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same MMD-VAE loss, trained by:
+
+1. package:   `galaxy_dls` + `vae_learner(objective="mmd")` + `learn.fit`, exactly as the notebooks do
+              (progress bar and loss-part columns included);
+2. plain:     a hand-written PyTorch loop over the same device-resident uint8 tensor with the same on-device
+              symmetry augmentation and AdamW with fastai's Adam settings: the limit for this model
+              (bf16 autocast + channels_last on CUDA);
+3. per-item:  a `torch.utils.data.Dataset` returning one float galaxy at a time + `DataLoader(num_workers=2)`,
+              as the seed's notebook feeds its model, then the plain loop's step;
+4. datablock: fastai's default image pipeline, `DataBlock(ImageBlock)` with items through PIL and
+              `batch_tfms=Dihedral`, trained by the same `vae_learner`.
+
+Each path trains one warm-up epoch, then `--repeats` timed epochs; the best epoch counts. Only the training
+phase is timed (images/s over the training split); fastai's validation pass is not. The table gives images/s,
+the ratios of path 1 to each other path, peak host memory (PSS of this process and its workers, and how much
+of it the path added), peak device memory, and what 50 epochs would take at that rate. `--json` writes the
+same with the machine and versions.
+`--quick` (a small set and the quick profile's narrow network) finishes in under 2 minutes on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import math
+import os
+import platform
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see galaxy_autoencoders.dataloaders)
+    from fastai.callback.core import Callback
+
+from galaxy_autoencoders.config import get_profile
+from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
+from galaxy_autoencoders.learner import vae_learner
+from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
+from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
+
+PATHS = ("package", "plain", "per-item", "datablock")
+GALAXY10_SDSS_SIZE = 21_785
+EPOCHS_TO_RESULT = 50  # the blog's run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="1,024 galaxies, the quick profile's network")
+    parser.add_argument("--n", type=int, help="galaxies (default: 21,785, or 1,024 with --quick)")
+    parser.add_argument("--bs", type=int, help="batch size (default: the profile's, 128 full / 64 quick)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per path after one warm-up epoch")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of paths 3 and 4")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown:
+        parser.error(f"--paths: unknown path(s) {unknown}; choose from {list(PATHS)}")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+
+    profile = get_profile("quick" if args.quick else "full")
+    if profile.num_threads and device.type == "cpu":
+        torch.set_num_threads(profile.num_threads)
+    n = args.n or (1024 if args.quick else GALAXY10_SDSS_SIZE)
+    bs = args.bs or profile.batch_size
+    config = ModelConfig(widths=profile.widths)
+    images = np.random.default_rng(0).integers(0, 256, size=(n, 69, 69, 3), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    # One split for every path: the package's own, so all four train on the same galaxies.
+    split = galaxy_dls(images, labels, bs=bs, device="cpu")
+    train_idx = split.train.idxs.numpy()
+    valid_idx = split.valid.idxs.numpy()
+    n_train = len(split.train) * bs  # full batches only (drop_last), as in every path
+
+    setup = {
+        "device": _device_name(device),
+        "n_images": n,
+        "n_train_per_epoch": n_train,
+        "batch_size": bs,
+        "widths": list(config.widths),
+        "latent_size": config.latent_size,
+        "parameters": count_parameters(build_model(config)),
+        "timed_epochs": args.repeats,
+        "workers": args.workers,
+        "threads": torch.get_num_threads(),
+        "bf16_channels_last": device.type == "cuda" and torch.cuda.is_bf16_supported(),
+    }
+    print(
+        f"Throughput: {n_train:,} training galaxies per epoch, batch size {bs}, a {setup['parameters']:,}-parameter "
+        f"VAE (widths {config.widths}), MMD objective, on {setup['device']}; best of {args.repeats} epochs after "
+        "a warm-up epoch.",
+        flush=True,
+    )
+    runners = {
+        "package": lambda: _package(images, labels, bs, config, device, args.repeats),
+        "plain": lambda: _plain(images, train_idx, bs, config, device, args.repeats),
+        "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.repeats, args.workers),
+        "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.repeats, args.workers),
+    }
+    results = {}
+    for name in paths:
+        with _PeakMemory(device) as memory:
+            run = runners[name]()
+        best = min(run["epoch_seconds"])
+        results[name] = {
+            "images_per_s": n_train / best,
+            "epoch_seconds": run["epoch_seconds"],
+            "final_loss": run["final_loss"],
+            "peak_host_mb": memory.host_mb,
+            "host_mb_added": memory.host_mb - memory.start_mb,
+            "peak_device_mb": memory.device_mb,
+            "seconds_for_50_epochs": EPOCHS_TO_RESULT * best,
+        }
+        print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s", flush=True)
+
+    ratios = {}
+    if "package" in results:
+        for other in paths:
+            if other != "package":
+                ratios[f"package/{other}"] = results["package"]["images_per_s"] / results[other]["images_per_s"]
+    _print_table(results, ratios)
+    summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The four paths. Each returns {"epoch_seconds": [one per timed epoch], "final_loss": last training loss}.
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _TrainTimer(Callback):
+    """Times the training phase of each epoch (not validation), waiting for the device before reading clocks."""
+
+    order = 100  # before_train after every other callback's, so only the batches are inside the clock
+
+    def before_fit(self):
+        self.seconds = []
+
+    def before_train(self):
+        _sync(self.dls.device)
+        self.start = time.perf_counter()
+
+    def after_train(self):
+        _sync(self.dls.device)
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def _fit_timed(learn, repeats: int) -> dict:
+    timer = _TrainTimer()
+    # The progress bar stays on (students see it); its console output is swallowed here.
+    with contextlib.redirect_stdout(io.StringIO()):
+        learn.fit(1 + repeats, cbs=[timer])
+    return {"epoch_seconds": timer.seconds[1:], "final_loss": float(learn.recorder.losses[-1])}
+
+
+def _package(images, labels, bs, config, device, repeats) -> dict:
+    dls = galaxy_dls(images, labels, bs=bs, device=device)
+    torch.manual_seed(0)
+    learn = vae_learner(dls, objective="mmd", config=config)
+    return _fit_timed(learn, repeats)
+
+
+def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
+    """One MMD-VAE step on x (B, 3, 69, 69) float in [0, 1]: what VAELoss + MMDCallback compute, by hand."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        recon, mu, _ = model(x)
+    mu = mu.float()  # (B, L); the kernels run in float32, as MMDCallback's do
+    loss = reconstruction_loss(recon.float(), x) + DEFAULT_LAM * mmd(mu, torch.randn_like(mu))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def _plain_setup(config, device):
+    torch.manual_seed(0)
+    model = build_model(config).to(device).train()
+    use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if use_amp:
+        model = model.to(memory_format=torch.channels_last)
+    # fastai's Adam defaults (betas 0.9/0.99, eps 1e-5, decoupled weight decay 0.01), so both train alike.
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    return model, opt, use_amp
+
+
+def _timed_epochs(epoch, repeats: int, device) -> dict:
+    """Run epoch() (returns the last loss tensor) 1 + repeats times; time all but the first."""
+    seconds, loss = [], None
+    for i in range(1 + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        loss = epoch()
+        _sync(device)
+        if i:
+            seconds.append(time.perf_counter() - start)
+    return {"epoch_seconds": seconds, "final_loss": float(loss)}
+
+
+def _plain(images, train_idx, bs, config, device, repeats) -> dict:
+    model, opt, use_amp = _plain_setup(config, device)
+    x_all = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)  # uint8 (N, 3, H, W)
+    idx = torch.from_numpy(train_idx).to(device)
+    index = dihedral_index(69, 69).to(device)
+    n_batches = len(idx) // bs
+
+    def epoch():
+        order = idx[torch.randperm(len(idx), device=device)]
+        for i in range(n_batches):
+            batch = order[i * bs : (i + 1) * bs]
+            ops = torch.randint(0, 8, (bs,), device=device)
+            x = apply_dihedral(x_all[batch], ops, index).float().div_(255)
+            if use_amp:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = _train_step(model, opt, x, use_amp)
+        return loss
+
+    return _timed_epochs(epoch, repeats, device)
+
+
+class PerItemGalaxies(Dataset):
+    """The seed notebook's way: one galaxy at a time, converted and flipped/rotated in Python."""
+
+    def __init__(self, images: np.ndarray, idxs: np.ndarray):
+        self.images, self.idxs = images, idxs  # uint8 (N, 69, 69, 3), which ones to serve
+
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = torch.from_numpy(self.images[self.idxs[i]]).permute(2, 0, 1).float().div(255)  # (3, 69, 69)
+        k = int(torch.randint(0, 8, ()))
+        if k >= 4:
+            x = x.flip(-1)
+        return torch.rot90(x, k % 4, dims=(1, 2)).contiguous()
+
+
+def _per_item(images, train_idx, bs, config, device, repeats, workers) -> dict:
+    model, opt, use_amp = _plain_setup(config, device)
+    loader = DataLoader(
+        PerItemGalaxies(images, train_idx),
+        batch_size=bs,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+
+    def epoch():
+        for x in loader:
+            x = x.to(device, non_blocking=True)
+            if use_amp:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = _train_step(model, opt, x, use_amp)
+        return loss
+
+    return _timed_epochs(epoch, repeats, device)
+
+
+class _ItemImage:
+    """get_x for the DataBlock: index -> PILImage (a class, not a lambda, so DataLoader workers can pickle it)."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __call__(self, i):
+        from fastai.vision.core import PILImage
+
+        return PILImage.create(self.images[i])
+
+
+class _TargetIsInput(Callback):
+    """An autoencoder's target is its input: a DataBlock with one ImageBlock gives no yb, so set it."""
+
+    order = 1
+
+    def before_batch(self):
+        self.learn.yb = (self.learn.xb[0],)
+
+
+def _datablock(images, valid_idx, bs, config, device, repeats, workers) -> dict:
+    from fastai.data.block import DataBlock
+    from fastai.data.transforms import IndexSplitter
+    from fastai.vision.augment import Dihedral
+    from fastai.vision.data import ImageBlock
+
+    block = DataBlock(
+        blocks=(ImageBlock,),
+        get_x=_ItemImage(images),
+        splitter=IndexSplitter(valid_idx),
+        batch_tfms=[Dihedral(p=1.0)],  # the 8 symmetries, on the device (IntToFloatTensor comes with ImageBlock)
+        n_inp=1,
+    )
+    dls = block.dataloaders(np.arange(len(images)), bs=bs, num_workers=workers, device=device, drop_last=True)
+    torch.manual_seed(0)
+    learn = vae_learner(dls, objective="mmd", config=config, cbs=[_TargetIsInput()])
+    return _fit_timed(learn, repeats)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Measuring
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+class _PeakMemory:
+    """Peak host memory of this process plus its DataLoader workers (sampled every 20 ms), and how much of it
+    is new since the start (the rest is left from earlier paths); peak device memory allocated on CUDA."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.device_mb = None
+
+    def __enter__(self):
+        gc.collect()
+        self.start_mb = self.host_mb = _tree_memory_mb(os.getpid())
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        if self.device.type == "cuda":
+            self.device_mb = torch.cuda.max_memory_allocated() / 2**20
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.host_mb = max(self.host_mb, _tree_memory_mb(os.getpid()))
+
+
+def _tree_memory_mb(pid: int) -> float:
+    """Memory of pid and its descendants in MB: the sum of PSS (shared pages split between the processes, so
+    forked DataLoader workers are not counted twice) on Linux; elsewhere this process's peak RSS so far."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in (proc / str(p) / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+            for task in (proc / str(p) / "task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # a worker that just exited
+    return total
+
+
+def _device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _machine(device) -> dict:
+    import fastai
+
+    return {
+        "device": _device_name(device),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "fastai": fastai.__version__,
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _print_table(results: dict, ratios: dict) -> None:
+    print()
+    print(
+        f"{'path':<10} {'images/s':>10} {'package/path':>13} {'host MB':>8} {'(added)':>8} {'device MB':>10} "
+        f"{'50 epochs':>10}"
+    )
+    for name, r in results.items():
+        ratio = ratios.get(f"package/{name}", 1.0 if name == "package" else math.nan)
+        device_mb = "-" if r["peak_device_mb"] is None else f"{r['peak_device_mb']:.0f}"
+        print(
+            f"{name:<10} {r['images_per_s']:>10,.0f} {ratio:>13.2f} {r['peak_host_mb']:>8.0f} "
+            f"{r['host_mb_added']:>8.0f} {device_mb:>10} {r['seconds_for_50_epochs']:>9.0f}s"
+        )
+
+
+if __name__ == "__main__":
+    main()
