@@ -744,7 +744,7 @@ def _write_failed(err: OSError, part: Path, dest: Path, total: int | None) -> Da
         retry = f"Free space on the disk holding {dest.parent}{more} and run the same command again"
     else:
         problem = err.strerror or str(err)
-        retry = "Run the same command again"
+        retry = "Fix that (a full or unplugged drive, a file you may not change) and run the same command again"
     return DataFolderError(
         f"Writing {part} failed after {kept:,} bytes: {problem}. Nothing was written at {dest}. {retry}: "
         f"the download resumes from {part}. Or delete {part} and download into a folder on another disk: "

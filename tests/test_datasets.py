@@ -370,7 +370,7 @@ def test_keyboard_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 class SmallDisk:
-    """A file opened for writing on a disk with `room` bytes left: a write beyond that raises ENOSPC/EDQUOT."""
+    """A file opened for writing on a disk with `room` bytes left: a write beyond that raises OSError(code)."""
 
     def __init__(self, file, room: int, code: int):
         self.file, self.room, self.code = file, room, code
@@ -391,8 +391,17 @@ class SmallDisk:
         self.file.close()
 
 
-@pytest.mark.parametrize("code, problem", [(errno.ENOSPC, "the disk is full"), (errno.EDQUOT, "disk quota")])
-def test_disk_full_mid_download_keeps_the_good_file_and_says_what_to_do(tmp_path, zenodo, monkeypatch, code, problem):
+@pytest.mark.parametrize(
+    "code, problem, advice",
+    [
+        (errno.ENOSPC, "the disk is full", "Free space on the disk holding {folder}"),
+        (errno.EDQUOT, "your disk quota is used up", "Free space on the disk holding {folder}"),
+        (errno.EIO, os.strerror(errno.EIO), "Fix that"),  # a failing or unplugged drive
+    ],
+)
+def test_disk_full_or_failing_mid_download_keeps_the_good_file_and_says_what_to_do(
+    tmp_path, zenodo, monkeypatch, code, problem, advice
+):
     data = galaxy10_bytes(tmp_path)
     url = zenodo.serve("Galaxy10.h5", data)
     folder = tmp_path / "data"
@@ -412,7 +421,7 @@ def test_disk_full_mid_download_keeps_the_good_file_and_says_what_to_do(tmp_path
 
     message = str(err.value)
     assert problem in message and str(part) in message and "8,192 bytes" in message
-    assert f"Nothing was written at {dest}" in message and f"Free space on the disk holding {folder}" in message
+    assert f"Nothing was written at {dest}" in message and advice.format(folder=folder) in message
     assert "GALAXY_AE_DATA" in message and "resumes" in message
     assert dest.read_bytes() == b"an older copy the student already had"
     assert part.read_bytes() == data[:8192]  # what arrived is kept, for a resume once there is room
