@@ -97,8 +97,10 @@ class GalaxyLoader:
             idx = order[i * self.bs : (i + 1) * self.bs]
             x = self.images[idx]  # uint8 (B, 3, H, W)
             if self.augment:
-                ops = torch.randint(0, 8, (len(idx),), generator=self.generator).to(x.device)
-                x = apply_dihedral(x, ops, self.index)
+                ops = torch.randint(0, 8, (len(idx),), generator=self.generator)  # (B,), from the CPU generator
+                if x.is_cuda:  # a plain host-to-GPU copy waits for the GPU every batch; a pinned one need not
+                    ops = ops.pin_memory()
+                x = apply_dihedral(x, ops.to(x.device, non_blocking=True), self.index)
             x = x.float().div_(255)
             yield x, x, self.labels[idx]
 
