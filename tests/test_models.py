@@ -137,6 +137,22 @@ def test_checkpoint_loads_to_the_requested_device(tmp_path):
     assert all(p.device.type == "cpu" for p in loaded.parameters())
 
 
+def test_a_checkpoint_saved_on_a_gpu_loads_on_a_cpu_only_machine(tmp_path, monkeypatch):
+    # Colab trains on a GPU, the student's laptop has none. torch records each tensor's device in the file;
+    # make it write "cuda:0", as a GPU-trained model's file says, without needing a GPU here.
+    model = build_model(TINY)
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    save_checkpoint(model, tmp_path / "gpu")
+    monkeypatch.undo()
+    if not torch.cuda.is_available():  # the file really asks for a GPU: a plain torch.load refuses it here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "gpu.pt", weights_only=True)
+    loaded = load_checkpoint(tmp_path / "gpu")
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
 def test_save_with_unserialisable_extra_writes_nothing(tmp_path):
     with pytest.raises(TypeError):
         save_checkpoint(build_model(TINY), tmp_path / "m", extra={"when": object()})
