@@ -26,6 +26,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,7 @@ FOLDER_HINT = (
     f"Point {config.DATA_ENV} at a folder you can write to, "
     f"e.g. `export {config.DATA_ENV}=$HOME/galaxy_data`, or pass data_dir=..."
 )
+H5_SPARE_BYTES = 1_000_000  # HDF5's own structures, on top of the data
 DOWNLOAD_RETRIES = 3  # resumes after a dropped connection before giving up
 
 
@@ -272,7 +274,8 @@ def write_galaxy10(
                 f"{where}: parameter {key!r} has shape {np.shape(values)}; expected one value per image, "
                 f"i.e. shape ({len(images)},)."
             )
-    with _atomic_h5(path) as f:
+    nbytes = images.nbytes + labels.size + 8 * len(images) * len(params or {})
+    with _atomic_h5(path, nbytes) as f:
         f.create_dataset("images", data=images, chunks=(min(len(images), 256), STAMP, STAMP, 3))
         f.create_dataset("ans", data=labels.astype(np.uint8))  # uint8 like the Galaxy10 files
         if params:
@@ -457,17 +460,37 @@ def check_labels(labels: np.ndarray, n_images: int, n_classes: int, where: str) 
 
 
 @contextmanager
-def _atomic_h5(dest: Path) -> Iterator[h5py.File]:
-    """Write an HDF5 file under a temporary name next to dest and rename it to dest only once complete."""
+def _atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
+    """Write an HDF5 file of about nbytes under a temporary name next to dest; rename it to dest once complete."""
     _writable_folder(dest.parent, f"to save {dest.name}")
+    # h5py meets a full disk with a RuntimeError and can crash the interpreter while cleaning up: look first.
+    free, needed = shutil.disk_usage(dest.parent).free, nbytes + H5_SPARE_BYTES
+    if free < needed:
+        raise _disk_full(dest, f"it needs about {_size_text(needed)} and the disk has {_size_text(free)} free")
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
     try:
         with h5py.File(tmp, "w") as f:
             yield f
         os.replace(tmp, dest)
-    except BaseException:  # Ctrl-C included: never leave a half-written file behind
+    except BaseException as err:  # Ctrl-C included: never leave a half-written file behind
         tmp.unlink(missing_ok=True)
+        if _is_disk_full(err):  # another program filled the disk meanwhile
+            raise _disk_full(dest, "the disk filled up while writing") from err
         raise
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """An OSError with ENOSPC/EDQUOT, or h5py's RuntimeError that carries the errno only in its text."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, (OSError, RuntimeError)) and ("errno = 28" in str(err) or "No space left" in str(err))
+
+
+def _disk_full(dest: Path, why: str) -> DataFolderError:
+    return DataFolderError(
+        f"Cannot save {dest}: {why}. Nothing was written at {dest} (a file already there is unchanged). Free space "
+        f"on the disk holding {dest.parent} and run the same command again, or save elsewhere: {FOLDER_HINT}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -705,7 +728,9 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def _size_text(size: int | None) -> str:
-    return "size unpublished" if size is None else f"{size / 1e6:.0f} MB"
+    if size is None:
+        return "size unpublished"
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -770,7 +795,7 @@ def downsample_decals(src: str | os.PathLike, dest: str | os.PathLike, chunk: in
         count, height, width, _ = images.shape
         rows = _area_weights(height, STAMP)  # (69, H)
         cols = _area_weights(width, STAMP)  # (69, W)
-        with _atomic_h5(dest) as out:
+        with _atomic_h5(dest, count * STAMP * STAMP * 3) as out:
             small = out.create_dataset("images", (count, STAMP, STAMP, 3), dtype=np.uint8)
             # Reading `chunk` images at a time keeps memory at ~chunk x 0.8 MB instead of the 3.5 GB whole.
             for start in tqdm(range(0, count, chunk), desc=f"downsampling {src.name}", disable=not progress):

@@ -369,6 +369,41 @@ def test_keyboard_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # neither the final file nor a temporary one
 
 
+def test_saving_on_a_disk_without_room_is_refused_before_writing(tmp_path, monkeypatch):
+    images = np.zeros((5, 69, 69, 3), np.uint8)
+    dest = tmp_path / "set.h5"
+    dest.write_bytes(b"the set the student rendered yesterday")
+    usage = datasets.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(datasets.shutil, "disk_usage", lambda path: usage._replace(free=300_000))
+    with pytest.raises(DataFolderError) as err:
+        write_galaxy10(dest, images, np.zeros(5, np.int64))
+    message = str(err.value)
+    assert f"Cannot save {dest}" in message and "needs about 1 MB and the disk has 300 kB free" in message
+    assert f"Free space on the disk holding {tmp_path}" in message and "GALAXY_AE_DATA" in message
+    assert dest.read_bytes() == b"the set the student rendered yesterday"
+    assert [p.name for p in tmp_path.iterdir()] == ["set.h5"]  # no temporary file either
+
+
+def test_disk_filling_up_while_h5py_writes_is_named_and_cleaned_up(tmp_path, monkeypatch):
+    # A real full disk (a 200 kB tmpfs) makes h5py raise a RuntimeError whose text holds the errno; as here.
+    dest = tmp_path / "set.h5"
+    dest.write_bytes(b"an older set")
+    h5py_says = "Can't write data (file write failed: ..., errno = 28, error message = 'No space left on device')"
+    real_create = h5py.Group.create_dataset
+
+    def fill_the_disk(self, name, *args, **kwargs):
+        if name == "ans":
+            raise RuntimeError(h5py_says)
+        return real_create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", fill_the_disk)
+    with pytest.raises(DataFolderError, match="the disk filled up while writing") as err:
+        write_galaxy10(dest, np.zeros((5, 69, 69, 3), np.uint8), np.zeros(5, np.int64))
+    assert "a file already there is unchanged" in str(err.value)
+    assert dest.read_bytes() == b"an older set"
+    assert [p.name for p in tmp_path.iterdir()] == ["set.h5"]
+
+
 class SmallDisk:
     """A file opened for writing on a disk with `room` bytes left: a write beyond that raises OSError(code)."""
 
