@@ -7,8 +7,12 @@ input). `VAELoss` computes the reconstruction and KL terms there. Every other be
 - `MMDCallback` (after_loss, order 20) adds lam * MMD(latent means, prior samples) to the loss;
 - `ClassAwareCallback`, `PerceptualCallback` (after_loss, orders 21, 22) add the optional terms;
 - `KLWarmup` (before_batch, order 5) ramps the KL weight from 0 to 1;
-- `NaNGuard` (after_loss, order 80, after every term is in) stops training on a NaN/inf loss, before the
-  optimiser can step on it, and restores the last good weights.
+- `NaNGuard` (after_loss, order 80, after every term is in) stops training on a NaN/inf loss (on a CPU before
+  the optimiser can step on it, on a GPU within HOST_SYNC_EVERY batches) and restores the last good weights;
+- `GPUFriendlyProgress` replaces fastai's progress bar with one that, on a GPU, reads the loss back for its
+  comment only every HOST_SYNC_EVERY batches, and `DeviceSmoothLoss` keeps the Recorder's smoothed loss on
+  the device: each read back makes the CPU wait for the GPU, and the CPU must run ahead, queueing the next
+  batch, for a small model to keep a GPU busy. On a CPU nothing changes (reads are free there).
 
 Each term's value for the latest batch sits in `learn.loss_func.parts` ({"recon": ..., "kl": ..., "mmd": ...},
 unweighted, detached); the `LossPart` metrics average them over the validation set, so fastai's table shows
@@ -31,7 +35,8 @@ with warnings.catch_warnings():
     import fastai.callback.progress  # noqa: F401  (registers ProgressCallback: progress bars and the results table)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and Learner.lr_find)
     from fastai.callback.core import Callback, CancelFitException
-    from fastai.learner import Learner, Metric
+    from fastai.callback.progress import ProgressCallback
+    from fastai.learner import AvgSmoothLoss, Learner, Metric
     from fastai.torch_core import find_bs
 
 from .losses import (
@@ -46,6 +51,8 @@ from .losses import (
 from .models import ModelConfig, build_model, reparameterize, save_checkpoint
 
 OBJECTIVES = ("elbo", "mmd", "ae")
+# On a GPU, how many batches may pass between reads of a value back to the host (each read waits for the GPU).
+HOST_SYNC_EVERY = 20
 
 
 class VAELoss:
@@ -233,6 +240,19 @@ class KLWarmup(Callback):
             self.step += 1
 
 
+class DeviceSmoothLoss(AvgSmoothLoss):
+    """fastai's smoothed training loss (the progress bar's number), kept on the loss's device.
+
+    fastai's own copies every batch's loss to the CPU, and on a GPU a copy back waits for the GPU to finish, so
+    the CPU cannot queue the next batch meanwhile. Same numbers: the same exponential average, on the device.
+    """
+
+    def accumulate(self, learn):
+        self.count += 1
+        loss = learn.loss.detach().mean()  # a scalar on the device
+        self.val = torch.lerp(loss, self.val.to(loss.device, loss.dtype), self.beta)
+
+
 class History(Callback):
     """Keeps each epoch's row of fastai's table in `learn.history` as {column: value}.
 
@@ -256,20 +276,31 @@ class History(Callback):
         # An epoch whose validation was skipped (lr_find, a cancelled fit) has only its leading columns.
         self.learn.history.append(dict(zip(names, values, strict=False)))
 
+    def after_fit(self):
+        # DeviceSmoothLoss leaves the loss curve on the device: bring it to the host in one read, for plot_loss.
+        losses = self.learn.recorder.losses
+        if losses and isinstance(losses[0], torch.Tensor) and losses[0].device.type != "cpu":
+            self.learn.recorder.losses = list(torch.stack(losses).cpu().unbind())
+
 
 class NaNGuard(Callback):
     """Stops training at the first NaN/inf training loss, restores the last good weights and says what to try.
 
     Every `every` finite training losses it keeps a CPU copy of the state_dict (one model's worth of memory;
-    a 1.2 M-parameter VAE is 5 MB, and a copy every 50 batches costs well under 1% of a batch's time). The
-    check runs after the loss and before backward, so the optimiser never steps on a NaN. After fit,
-    `learn.nan_guard.tripped` is True and `learn.nan_guard.message` says where it happened.
+    a 1.2 M-parameter VAE is 5 MB, and a copy every 50 batches costs well under 1% of a batch's time). On a CPU
+    the loss is checked after each batch's loss and before its backward pass, so the optimiser never steps on a
+    NaN. On a GPU, reading a value back waits for the GPU to finish, and the CPU could not queue the next batch
+    meanwhile; there the check gathers `check_every` batches (default HOST_SYNC_EVERY) into one read. A NaN
+    found that way may have been stepped on for a few batches, which does not matter: the weights go back to a
+    copy taken when every loss before it was finite. After fit, `learn.nan_guard.tripped` is True and
+    `learn.nan_guard.message` says where it happened.
     """
 
     order = 80  # after every callback that adds a term to the loss
 
-    def __init__(self, every: int = 50):
+    def __init__(self, every: int = 50, check_every: int | None = None):
         self.every = every
+        self.check_every = check_every  # None: every batch on a CPU, every HOST_SYNC_EVERY batches on a GPU
         self.tripped = False
         self.message: str | None = None
 
@@ -285,32 +316,82 @@ class NaNGuard(Callback):
         # lr_find raises the learning rate until the loss explodes, on purpose, and restores the weights itself.
         self.active = not hasattr(self.learn, "lr_finder")
         self.tripped, self.message, self.n_good = False, None, 0
+        self.finite, self.first_unchecked, self.n_unchecked = None, None, 0  # losses not yet read back
         if self.active:
+            on_cpu = next(self.learn.model.parameters()).device.type == "cpu"
+            self.interval = self.check_every or (1 if on_cpu else HOST_SYNC_EVERY)
             self._snapshot()
             self.good_at = ("start of fit", "-")
 
     def after_loss(self):
         if not (self.active and self.training):
             return
-        if torch.isfinite(self.learn.loss_grad).all():
-            self.n_good += 1
-            if self.n_good % self.every == 0:
+        finite = torch.isfinite(self.learn.loss_grad.detach()).all()  # on the device: no wait
+        if self.finite is None:
+            self.finite, self.first_unchecked = finite, self.iter
+        else:
+            self.finite = self.finite & finite
+        self.n_unchecked += 1
+        if self.n_unchecked >= self.interval:
+            # These weights gave a finite loss just now: a safe copy, taken before they are stepped on.
+            self._check(snapshot=True)
+
+    def after_train(self):
+        if self.active and self.finite is not None:  # never end an epoch unchecked; no copy: unverified weights
+            self._check(snapshot=False)
+
+    def _check(self, snapshot: bool):
+        all_finite = bool(self.finite)  # the one read back from the device
+        first, n = self.first_unchecked, self.n_unchecked
+        self.finite, self.first_unchecked, self.n_unchecked = None, None, 0
+        if all_finite:
+            before, self.n_good = self.n_good, self.n_good + n
+            if snapshot and self.n_good // self.every > before // self.every:
                 self._snapshot()
             return
         lr = self.opt.hypers[-1]["lr"]
-        value = self.learn.loss_grad.detach().float().item()
+        if n == 1:
+            where = f"became {self.learn.loss_grad.detach().float().item()} at epoch {self.epoch}, batch {self.iter}"
+        else:
+            where = f"became NaN or inf at epoch {self.epoch}, between batches {first} and {first + n - 1}"
         self.learn.model.load_state_dict(self.good_state)
         self.learn.opt.clear_state()  # Adam's moments may hold the inf that caused this
         self.tripped = True
         epoch, batch = self.good_at
         self.message = (
-            f"NaNGuard: the training loss became {value} at epoch {self.epoch}, batch {self.iter} "
-            f"(learning rate {lr:.2e}). Training stopped; the weights are back to the last good ones "
-            f"(epoch {epoch}, batch {batch}) and the optimiser state is reset. Try a learning rate 10x lower "
-            f"(lr={lr / 10:.1e}), a KL warm-up (kl_warmup=0.3), or check the images for NaN/inf values."
+            f"NaNGuard: the training loss {where} (learning rate {lr:.2e}). Training stopped; the weights are "
+            f"back to the last good ones (epoch {epoch}, batch {batch}) and the optimiser state is reset. Try a "
+            f"learning rate 10x lower (lr={lr / 10:.1e}), a KL warm-up (kl_warmup=0.3), or check the images for "
+            "NaN/inf values."
         )
         warnings.warn(self.message, RuntimeWarning, stacklevel=2)
         raise CancelFitException()
+
+
+class GPUFriendlyProgress(ProgressCallback):
+    """fastai's progress bar, reading the smoothed loss back for its comment every `every` batches on a GPU.
+
+    fastai's own bar reads it after every batch; on a GPU each read waits for the GPU to finish, so the CPU
+    cannot queue the next batch meanwhile. On a CPU the read is free and the comment updates every batch.
+    """
+
+    def __init__(self, every: int | None = None):
+        self.every = every  # None: 1 on a CPU, HOST_SYNC_EVERY on a GPU
+
+    @property
+    def name(self) -> str:
+        return "progress"  # learn.progress, as fastai's, so learn.no_bar() finds it
+
+    def before_fit(self):
+        super().before_fit()
+        on_cpu = next(self.learn.model.parameters()).device.type == "cpu"
+        self.interval = self.every or (1 if on_cpu else HOST_SYNC_EVERY)
+
+    def after_batch(self):
+        self.pbar.update(self.iter + 1)
+        last = self.iter + 1 == self.n_iter
+        if hasattr(self, "smooth_loss") and (self.iter % self.interval == 0 or last):
+            self.pbar.comment = f"{self.smooth_loss.item():.4f}"
 
 
 def _cuda_speedups(dls) -> list[Callback]:
@@ -397,6 +478,10 @@ def vae_learner(
 
     loss_func = VAELoss(objective, kl_weight=beta)
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
+    # Per-batch reads back to the host: none but the bar's every HOST_SYNC_EVERY batches on a GPU (see above).
+    learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
+    if learn._grab_cbs(ProgressCallback):  # fastai's default bar, unless the caller turned it off
+        learn.remove_cb(ProgressCallback).add_cb(GPUFriendlyProgress())
     learn.objective = objective
     learn.history = []  # filled by the History callback, one dict per trained epoch
     # What save_learner writes next to the weights, so a checkpoint says how it was trained.

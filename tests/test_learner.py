@@ -11,12 +11,20 @@ import numpy as np
 import pytest
 import torch
 from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
 from fastai.callback.schedule import ParamScheduler
 
 from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.datasets import GALAXY10_SDSS_CLASSES, Galaxies
-from galaxy_autoencoders.learner import KLWarmup, MMDCallback, NaNGuard, save_learner, vae_learner
+from galaxy_autoencoders.learner import (
+    GPUFriendlyProgress,
+    KLWarmup,
+    MMDCallback,
+    NaNGuard,
+    save_learner,
+    vae_learner,
+)
 from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
 from galaxy_autoencoders.models import VAE, ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
 
@@ -251,6 +259,91 @@ def test_nan_guard_stops_restores_and_explains(dls, tmp_path):
         learn.fit(1, lr=1e-4)
     assert not learn.nan_guard.tripped
     assert np.isfinite(float(learn.recorder.values[-1][0]))
+
+
+@pytest.fixture
+def dls_22_batches():
+    # 200 galaxies: 180 train, 22 full batches of 8 (the last partial one dropped), 20 valid
+    images = np.random.default_rng(1).integers(0, 256, (200, 69, 69, 3), dtype=np.uint8)
+    return galaxy_dls(images, bs=8, device="cpu")
+
+
+def test_nan_guard_checking_every_few_batches_finds_the_nan_and_restores_a_checked_copy(dls_22_batches, tmp_path):
+    # On a GPU the guard reads its finite flag back every HOST_SYNC_EVERY batches; check_every=4 does it here.
+    learn = _learner(
+        dls_22_batches, tmp_path, objective="elbo", nan_guard=False, cbs=[NaNGuard(every=1, check_every=4)]
+    )
+    states = Record("after_loss", lambda learn: {k: v.clone() for k, v in learn.model.state_dict().items()})
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning) as caught:
+        learn.fit(2, lr=1e-3, cbs=[PoisonWeights(at=5), states])
+    message = str(caught[0].message)
+    # Batch 6 is the first NaN; batches 4-7 are read back together, after batch 7's loss.
+    assert "became NaN or inf at epoch 0, between batches 4 and 7" in message
+    assert "back to the last good ones (epoch 0, batch 3)" in message  # the copy taken at the check before
+    state = learn.model.state_dict()
+    for k, v in states.values[3].items():  # the weights that gave batch 3 its finite loss
+        assert torch.equal(state[k], v), k
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    assert len(learn.history) == 0  # stopped in the first epoch
+
+
+class CountHostReads(Callback):
+    """Test helper: count calls that read a tensor back to the host (each one waits for a GPU) during the
+    training phase of each epoch, with the number of training batches."""
+
+    order = 100  # before_train after, and after_train after, every other callback's
+    READS = ("item", "__bool__", "__float__", "__int__", "tolist", "numpy", "cpu")
+
+    def __init__(self, monkeypatch):
+        self.count, self.batches, self.inside = 0, 0, False
+        for name in self.READS:
+            monkeypatch.setattr(torch.Tensor, name, self._counted(getattr(torch.Tensor, name)))
+
+    def _counted(self, real):
+        def read(tensor, *args, **kwargs):
+            self.count += self.inside
+            return real(tensor, *args, **kwargs)
+
+        return read
+
+    def before_train(self):
+        self.inside = True
+
+    def after_batch(self):
+        self.batches += self.training
+
+    def after_train(self):
+        self.inside = False
+
+
+def test_training_batches_read_back_to_the_host_only_every_few_batches(dls_22_batches, tmp_path, monkeypatch):
+    learn = _learner(dls_22_batches, tmp_path, objective="mmd")
+    # On a GPU these intervals are HOST_SYNC_EVERY; on a CPU reads are free and happen every batch.
+    learn.nan_guard.check_every = learn.progress.every = 5
+    counter = CountHostReads(monkeypatch)
+    with learn.no_logging():
+        learn.fit(1, lr=1e-3, cbs=[counter])
+    assert counter.batches == 22
+    # The guard: after batches 4, 9, 14, 19 and at the end of the epoch (20, 21); the bar's comment: batches
+    # 0, 5, 10, 15, 20 and the last; fastai's table row: the epoch's smoothed loss. Nothing else reads back.
+    assert counter.count == 5 + 6 + 1
+    assert all(loss.device.type == "cpu" for loss in learn.recorder.losses)  # for plot_loss
+
+    learn.nan_guard.check_every = learn.progress.every = None  # the CPU default: both read every batch
+    counter = CountHostReads(monkeypatch)
+    with learn.no_logging():
+        learn.fit(1, lr=1e-3, cbs=[counter])
+    assert counter.count == 2 * 22 + 1
+
+
+def test_vae_learner_uses_the_gpu_friendly_bar_and_no_bar_still_works(dls, tmp_path):
+    learn = _learner(dls, tmp_path)
+    assert type(learn.progress) is GPUFriendlyProgress and learn.progress in learn.cbs
+    assert not any(type(cb) is ProgressCallback for cb in learn.cbs)  # fastai's own bar is gone
+    with learn.no_bar():
+        assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+        learn.fit(1)
+    assert len(learn.history) == 1
 
 
 def test_nan_guard_catches_a_diverging_learning_rate(dls, tmp_path):
