@@ -15,11 +15,14 @@ uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same
 4. datablock: fastai's default image pipeline, `DataBlock(ImageBlock)` with items through PIL and
               `batch_tfms=Dihedral`, trained by the same `vae_learner`.
 
-Each path trains one warm-up epoch, then `--repeats` timed epochs; the best epoch counts. Only the training
-phase is timed (images/s over the training split); fastai's validation pass is not. The table gives images/s,
-the ratios of path 1 to each other path, peak host memory (PSS of this process and its workers, and how much
-of it the path added), peak device memory, and what 50 epochs would take at that rate. `--json` writes the
-same with the machine and versions.
+Each path is set up and trains one warm-up epoch, one path after another (its memory is measured then). The
+`--repeats` timed epochs follow in rounds: each round times one epoch of every path, each round starting with
+a different path, so a slow spell of a shared machine falls on all paths alike rather than on whichever ran
+then. The best epoch counts. Only the training phase is timed (images/s over the training split); fastai's
+validation pass is not. The table gives images/s, the ratios of path 1 to each other path, peak host memory
+(PSS of this process and its workers: what it held before any path plus what the path's set-up and warm-up
+added), device memory the path added at its peak, and what 50 epochs would take at that rate. `--json` writes
+the same with the machine and versions.
 `--quick` (a small set and the quick profile's narrow network) finishes in under 2 minutes on a laptop CPU.
 """
 
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
         parser.error(f"--paths: unknown path(s) {unknown}; choose from {list(PATHS)}")
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1 timed epoch per path")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu")
@@ -107,27 +112,39 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"Throughput: {n_train:,} training galaxies per epoch, batch size {bs}, a {setup['parameters']:,}-parameter "
         f"VAE (widths {config.widths}), MMD objective, on {setup['device']}; best of {args.repeats} epochs after "
-        "a warm-up epoch.",
+        "a warm-up epoch, the paths taking turns.",
         flush=True,
     )
-    runners = {
-        "package": lambda: _package(images, labels, bs, config, device, args.repeats),
-        "plain": lambda: _plain(images, train_idx, bs, config, device, args.repeats),
-        "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.repeats, args.workers),
-        "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.repeats, args.workers),
+    builders = {
+        "package": lambda: _package(images, labels, bs, config, device),
+        "plain": lambda: _plain(images, train_idx, bs, config, device),
+        "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.workers),
+        "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.workers),
     }
+    gc.collect()
+    base_mb = _tree_memory_mb(os.getpid())
+    runs, memory = {}, {}
+    for name in paths:  # set up and warm up one path at a time, measuring what each one adds
+        with _PeakMemory(device) as memory[name]:
+            runs[name] = builders[name]()
+            runs[name].epoch()
+    schedule = turns(paths, args.repeats)
+    seconds = {name: [] for name in paths}
+    for turn in schedule:
+        for name in turn:
+            seconds[name].append(runs[name].epoch())
+    setup["schedule"] = schedule
     results = {}
     for name in paths:
-        with _PeakMemory(device) as memory:
-            run = runners[name]()
-        best = min(run["epoch_seconds"])
+        best = min(seconds[name])
+        added = memory[name].host_mb - memory[name].start_mb
         results[name] = {
             "images_per_s": n_train / best,
-            "epoch_seconds": run["epoch_seconds"],
-            "final_loss": run["final_loss"],
-            "peak_host_mb": memory.host_mb,
-            "host_mb_added": memory.host_mb - memory.start_mb,
-            "peak_device_mb": memory.device_mb,
+            "epoch_seconds": seconds[name],
+            "final_loss": runs[name].final_loss(),
+            "peak_host_mb": base_mb + added,
+            "host_mb_added": added,
+            "peak_device_mb": memory[name].device_mb,
             "seconds_for_50_epochs": EPOCHS_TO_RESULT * best,
         }
         print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s", flush=True)
@@ -144,8 +161,14 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def turns(paths: list[str], repeats: int) -> list[list[str]]:
+    """The order of the timed epochs: `repeats` rounds of every path once, round r starting at path r (mod n)."""
+    return [paths[r % len(paths) :] + paths[: r % len(paths)] for r in range(repeats)]
+
+
 # ----------------------------------------------------------------------------------------------------------
-# The four paths. Each returns {"epoch_seconds": [one per timed epoch], "final_loss": last training loss}.
+# The four paths. Each builder returns a run: run.epoch() trains one epoch and returns the seconds its
+# training phase took; run.final_loss() is the last training loss.
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -154,31 +177,35 @@ class _TrainTimer(Callback):
 
     order = 100  # before_train after every other callback's, so only the batches are inside the clock
 
-    def before_fit(self):
-        self.seconds = []
-
     def before_train(self):
         _sync(self.dls.device)
         self.start = time.perf_counter()
 
     def after_train(self):
         _sync(self.dls.device)
-        self.seconds.append(time.perf_counter() - self.start)
+        self.seconds = time.perf_counter() - self.start
 
 
-def _fit_timed(learn, repeats: int) -> dict:
-    timer = _TrainTimer()
-    # The progress bar stays on (students see it); its console output is swallowed here.
-    with contextlib.redirect_stdout(io.StringIO()):
-        learn.fit(1 + repeats, cbs=[timer])
-    return {"epoch_seconds": timer.seconds[1:], "final_loss": float(learn.recorder.losses[-1])}
+class _LearnerRun:
+    """A fastai path: each epoch is one `learn.fit(1)` (the optimizer and its state carry over between fits)."""
+
+    def __init__(self, learn):
+        self.learn, self.timer = learn, _TrainTimer()
+
+    def epoch(self) -> float:
+        # The progress bar stays on (students see it); its console output is swallowed here.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.learn.fit(1, cbs=[self.timer])
+        return self.timer.seconds
+
+    def final_loss(self) -> float:
+        return float(self.learn.recorder.losses[-1])
 
 
-def _package(images, labels, bs, config, device, repeats) -> dict:
+def _package(images, labels, bs, config, device) -> _LearnerRun:
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    learn = vae_learner(dls, objective="mmd", config=config)
-    return _fit_timed(learn, repeats)
+    return _LearnerRun(vae_learner(dls, objective="mmd", config=config))
 
 
 def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
@@ -204,20 +231,24 @@ def _plain_setup(config, device):
     return model, opt, use_amp
 
 
-def _timed_epochs(epoch, repeats: int, device) -> dict:
-    """Run epoch() (returns the last loss tensor) 1 + repeats times; time all but the first."""
-    seconds, loss = [], None
-    for i in range(1 + repeats):
-        _sync(device)
+class _LoopRun:
+    """A hand-written path: train() runs one epoch and returns its last loss (a tensor, read only at the end)."""
+
+    def __init__(self, train, device):
+        self.train, self.device, self.loss = train, device, None
+
+    def epoch(self) -> float:
+        _sync(self.device)
         start = time.perf_counter()
-        loss = epoch()
-        _sync(device)
-        if i:
-            seconds.append(time.perf_counter() - start)
-    return {"epoch_seconds": seconds, "final_loss": float(loss)}
+        self.loss = self.train()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def final_loss(self) -> float:
+        return float(self.loss)
 
 
-def _plain(images, train_idx, bs, config, device, repeats) -> dict:
+def _plain(images, train_idx, bs, config, device) -> _LoopRun:
     model, opt, use_amp = _plain_setup(config, device)
     x_all = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)  # uint8 (N, 3, H, W)
     idx = torch.from_numpy(train_idx).to(device)
@@ -235,7 +266,7 @@ def _plain(images, train_idx, bs, config, device, repeats) -> dict:
             loss = _train_step(model, opt, x, use_amp)
         return loss
 
-    return _timed_epochs(epoch, repeats, device)
+    return _LoopRun(epoch, device)
 
 
 class PerItemGalaxies(Dataset):
@@ -255,7 +286,7 @@ class PerItemGalaxies(Dataset):
         return torch.rot90(x, k % 4, dims=(1, 2)).contiguous()
 
 
-def _per_item(images, train_idx, bs, config, device, repeats, workers) -> dict:
+def _per_item(images, train_idx, bs, config, device, workers) -> _LoopRun:
     model, opt, use_amp = _plain_setup(config, device)
     loader = DataLoader(
         PerItemGalaxies(images, train_idx),
@@ -274,7 +305,7 @@ def _per_item(images, train_idx, bs, config, device, repeats, workers) -> dict:
             loss = _train_step(model, opt, x, use_amp)
         return loss
 
-    return _timed_epochs(epoch, repeats, device)
+    return _LoopRun(epoch, device)
 
 
 class _ItemImage:
@@ -298,7 +329,7 @@ class _TargetIsInput(Callback):
         self.learn.yb = (self.learn.xb[0],)
 
 
-def _datablock(images, valid_idx, bs, config, device, repeats, workers) -> dict:
+def _datablock(images, valid_idx, bs, config, device, workers) -> _LearnerRun:
     from fastai.data.block import DataBlock
     from fastai.data.transforms import IndexSplitter
     from fastai.vision.augment import Dihedral
@@ -313,8 +344,7 @@ def _datablock(images, valid_idx, bs, config, device, repeats, workers) -> dict:
     )
     dls = block.dataloaders(np.arange(len(images)), bs=bs, num_workers=workers, device=device, drop_last=True)
     torch.manual_seed(0)
-    learn = vae_learner(dls, objective="mmd", config=config, cbs=[_TargetIsInput()])
-    return _fit_timed(learn, repeats)
+    return _LearnerRun(vae_learner(dls, objective="mmd", config=config, cbs=[_TargetIsInput()]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -328,8 +358,9 @@ def _sync(device) -> None:
 
 
 class _PeakMemory:
-    """Peak host memory of this process plus its DataLoader workers (sampled every 20 ms), and how much of it
-    is new since the start (the rest is left from earlier paths); peak device memory allocated on CUDA."""
+    """Peak host memory of this process plus its DataLoader workers (sampled every 20 ms) and what it held at
+    the start (the rest is what the path added); on CUDA, the device memory allocated at the peak beyond what
+    was allocated at the start (earlier paths' tensors stay resident while the paths take turns)."""
 
     def __init__(self, device):
         self.device = torch.device(device)
@@ -341,6 +372,7 @@ class _PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
+            self._device_start = torch.cuda.memory_allocated()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -350,7 +382,7 @@ class _PeakMemory:
         self._stop.set()
         self._thread.join()
         if self.device.type == "cuda":
-            self.device_mb = torch.cuda.max_memory_allocated() / 2**20
+            self.device_mb = (torch.cuda.max_memory_allocated() - self._device_start) / 2**20
 
     def _sample(self):
         while not self._stop.wait(0.02):

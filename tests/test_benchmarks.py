@@ -5,6 +5,7 @@ Timings are never asserted here (CI machines differ and share cores); the benchm
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -25,7 +26,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def throughput(tmp_path_factory):
     out = tmp_path_factory.mktemp("throughput")
     done = _run(
-        str(THROUGHPUT), "--quick", "--device", "cpu", "--n", "320", "--repeats", "1", "--json", "t.json", cwd=out
+        str(THROUGHPUT), "--quick", "--device", "cpu", "--n", "320", "--repeats", "2", "--json", "t.json", cwd=out
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "t.json").read_text()), done.stdout
@@ -37,9 +38,27 @@ def test_every_path_trains_with_a_finite_loss_and_a_positive_rate(throughput):
     for name, result in summary["results"].items():
         assert math.isfinite(result["final_loss"]) and result["final_loss"] > 0, name
         assert result["images_per_s"] > 0, name
-        assert len(result["epoch_seconds"]) == 1, name  # one timed epoch after the warm-up
+        assert len(result["epoch_seconds"]) == 2, name  # two timed epochs after the warm-up
         assert result["peak_host_mb"] > 0, name
         assert result["peak_device_mb"] is None, name  # CPU: no device memory to report
+
+
+def test_paths_take_turns_so_a_slow_spell_hits_them_all(throughput):
+    summary, _ = throughput
+    paths = ["package", "plain", "per-item", "datablock"]
+    assert summary["setup"]["schedule"] == [paths, paths[1:] + paths[:1]]
+    for name, result in summary["results"].items():
+        assert result["images_per_s"] == pytest.approx(256 / min(result["epoch_seconds"])), name  # best epoch
+
+
+def test_every_round_times_each_path_once_and_the_lead_rotates():
+    spec = importlib.util.spec_from_file_location("throughput", THROUGHPUT)
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    rounds = throughput.turns(["a", "b", "c"], 6)
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    assert [r[0] for r in rounds] == ["a", "b", "c", "a", "b", "c"]
+    assert rounds[1] == ["b", "c", "a"]
 
 
 def test_ratios_and_projections_follow_from_the_rates(throughput):
@@ -60,6 +79,8 @@ def test_ratios_and_projections_follow_from_the_rates(throughput):
 def test_unknown_path_or_missing_gpu_is_a_usage_error(tmp_path):
     done = _run(str(THROUGHPUT), "--paths", "package,fast", cwd=tmp_path)
     assert done.returncode == 2 and "unknown path(s) ['fast']" in done.stderr
+    done = _run(str(THROUGHPUT), "--repeats", "0", cwd=tmp_path)
+    assert done.returncode == 2 and "--repeats 0: give at least 1" in done.stderr
     if not _cuda_available():
         done = _run(str(THROUGHPUT), "--device", "cuda", cwd=tmp_path)
         assert done.returncode == 2 and "no CUDA GPU" in done.stderr
