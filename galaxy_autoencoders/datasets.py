@@ -274,8 +274,7 @@ def write_galaxy10(
                 f"{where}: parameter {key!r} has shape {np.shape(values)}; expected one value per image, "
                 f"i.e. shape ({len(images)},)."
             )
-    nbytes = images.nbytes + labels.size + 8 * len(images) * len(params or {})
-    with _atomic_h5(path, nbytes) as f:
+    with _atomic_h5(path, _h5_bytes(len(images), len(params or {}))) as f:
         f.create_dataset("images", data=images, chunks=(min(len(images), 256), STAMP, STAMP, 3))
         f.create_dataset("ans", data=labels.astype(np.uint8))  # uint8 like the Galaxy10 files
         if params:
@@ -463,10 +462,7 @@ def check_labels(labels: np.ndarray, n_images: int, n_classes: int, where: str) 
 def _atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
     """Write an HDF5 file of about nbytes under a temporary name next to dest; rename it to dest once complete."""
     _writable_folder(dest.parent, f"to save {dest.name}")
-    # h5py meets a full disk with a RuntimeError and can crash the interpreter while cleaning up: look first.
-    free, needed = shutil.disk_usage(dest.parent).free, nbytes + H5_SPARE_BYTES
-    if free < needed:
-        raise _disk_full(dest, f"it needs about {_size_text(needed)} and the disk has {_size_text(free)} free")
+    _check_room(dest, nbytes)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
     try:
         with h5py.File(tmp, "w") as f:
@@ -477,6 +473,19 @@ def _atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
         if _is_disk_full(err):  # another program filled the disk meanwhile
             raise _disk_full(dest, "the disk filled up while writing") from err
         raise
+
+
+def _h5_bytes(n_images: int, n_params: int) -> int:
+    """The data bytes of a Galaxy10-layout file: uint8 stamps, a uint8 label and float64 parameters per image."""
+    return n_images * (STAMP * STAMP * 3 + 1 + 8 * n_params)
+
+
+def _check_room(dest: Path, nbytes: int) -> None:
+    """Refuse, before writing, a file of nbytes (plus HDF5's own structures) that the disk has no room for."""
+    # h5py meets a full disk with a RuntimeError and can crash the interpreter while cleaning up: look first.
+    free, needed = shutil.disk_usage(dest.parent).free, nbytes + H5_SPARE_BYTES
+    if free < needed:
+        raise _disk_full(dest, f"it needs about {_size_text(needed)} and the disk has {_size_text(free)} free")
 
 
 def _is_disk_full(err: BaseException) -> bool:
@@ -509,7 +518,9 @@ def make_synthetic(
     from galaxy_autoencoders import synthetic  # imported here: GalSim is slow to import and absent on Windows
 
     path = Path(path)
-    _writable_folder(path.parent, f"to save {path.name}")  # before rendering, which takes a while
+    # Before rendering, which takes a while: a folder or disk that cannot take the file is refused now.
+    _writable_folder(path.parent, f"to save {path.name}")
+    _check_room(path, _h5_bytes(n, n_params=0))  # the parameters add under 1%: H5_SPARE_BYTES covers them
     images, labels, params = synthetic.render_galaxies(
         n, seed=seed, class_weights=class_weights, workers=workers, progress=progress
     )
@@ -795,7 +806,7 @@ def downsample_decals(src: str | os.PathLike, dest: str | os.PathLike, chunk: in
         count, height, width, _ = images.shape
         rows = _area_weights(height, STAMP)  # (69, H)
         cols = _area_weights(width, STAMP)  # (69, W)
-        with _atomic_h5(dest, count * STAMP * STAMP * 3) as out:
+        with _atomic_h5(dest, _h5_bytes(count, n_params=0)) as out:
             small = out.create_dataset("images", (count, STAMP, STAMP, 3), dtype=np.uint8)
             # Reading `chunk` images at a time keeps memory at ~chunk x 0.8 MB instead of the 3.5 GB whole.
             for start in tqdm(range(0, count, chunk), desc=f"downsampling {src.name}", disable=not progress):

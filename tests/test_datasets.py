@@ -384,6 +384,20 @@ def test_saving_on_a_disk_without_room_is_refused_before_writing(tmp_path, monke
     assert [p.name for p in tmp_path.iterdir()] == ["set.h5"]  # no temporary file either
 
 
+def test_a_synthetic_set_the_disk_has_no_room_for_is_refused_before_rendering(tmp_path, monkeypatch):
+    calls: list[int] = []
+    fake_synthetic(monkeypatch, calls)
+    usage = datasets.shutil.disk_usage(tmp_path)
+    free = 1_000_000 + 100 * (69 * 69 * 3 + 1) - 1  # one byte short of 100 stamps, labels and HDF5's own
+    monkeypatch.setattr(datasets.shutil, "disk_usage", lambda path: usage._replace(free=free))
+    with pytest.raises(DataFolderError, match="synthetic_v99_n100_seed0.h5: it needs about 2 MB"):
+        load_galaxies("synthetic", n=100, data_dir=tmp_path, progress=False)
+    assert calls == []  # refused before rendering: a student with a full disk does not wait for nothing
+    assert list(tmp_path.iterdir()) == []
+    load_galaxies("synthetic", n=99, data_dir=tmp_path, progress=False)  # one stamp fewer, with its parameter, fits
+    assert calls == [99]
+
+
 def test_disk_filling_up_while_h5py_writes_is_named_and_cleaned_up(tmp_path, monkeypatch):
     # A real full disk (a 200 kB tmpfs) makes h5py raise a RuntimeError whose text holds the errno; as here.
     dest = tmp_path / "set.h5"
