@@ -22,7 +22,9 @@ from galaxy_autoencoders.learner import (
     KLWarmup,
     MMDCallback,
     NaNGuard,
+    _default_opt_func,
     save_learner,
+    torch_adamw,
     vae_learner,
 )
 from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
@@ -236,8 +238,9 @@ class PoisonWeights(Callback):
             self.seen += 1
 
 
-def test_nan_guard_stops_restores_and_explains(dls, tmp_path):
-    learn = _learner(dls, tmp_path, objective="elbo", nan_guard=False, cbs=[NaNGuard(every=1)])
+@pytest.mark.parametrize("opt_func", [None, torch_adamw], ids=["fastai-adam", "torch-adamw"])
+def test_nan_guard_stops_restores_and_explains(dls, tmp_path, opt_func):
+    learn = _learner(dls, tmp_path, objective="elbo", nan_guard=False, cbs=[NaNGuard(every=1)], opt_func=opt_func)
     poison = PoisonWeights(at=1)
     with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning) as caught:
         learn.fit(3, lr=1e-3, cbs=[poison])  # returns normally: the guard cancels the fit
@@ -334,6 +337,53 @@ def test_training_batches_read_back_to_the_host_only_every_few_batches(dls_22_ba
     with learn.no_logging():
         learn.fit(1, lr=1e-3, cbs=[counter])
     assert counter.count == 2 * 22 + 1
+
+
+def test_torch_adamw_trains_exactly_as_fastais_adam():
+    # The optimiser vae_learner takes on a GPU (fused there, the same arithmetic unfused here): fit_one_cycle
+    # moves the weights as with fastai's Adam, momentum schedule and weight decay (none on biases and norm
+    # layers) included. A small regression net: in the VAE, a conv bias that a batch norm follows gets a
+    # gradient of rounding noise, which Adam turns into full steps of either sign under either optimiser.
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from fastai.optimizer import Adam
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 0.5
+    data = list(zip(x, y, strict=True))
+    weights, optimisers = {}, {}
+    for name, opt_func in (("fastai", Adam), ("torch", torch_adamw)):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(8, 16, bias=False), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+        )
+        start = {k: v.clone() for k, v in net.state_dict().items()}
+        dls = DataLoaders.from_dsets(data[:80], data[80:], bs=16, shuffle=False, device="cpu")
+        learn = Learner(dls, net, loss_func=torch.nn.MSELoss(), opt_func=opt_func)
+        with learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(4, 3e-2)
+        weights[name], optimisers[name] = net.state_dict(), learn.opt
+    for key, value in weights["fastai"].items():
+        if value.is_floating_point():
+            assert not torch.allclose(value, start[key]), key  # it trained
+            torch.testing.assert_close(weights["torch"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert type(optimisers["torch"].opt) is torch.optim.AdamW
+    assert [h["wd"] for h in optimisers["torch"].hypers] == [0.01, 0.0]  # weights decay; biases, norms don't
+
+
+def test_vae_learner_takes_fused_adamw_on_a_gpu_and_keeps_fastais_adam_on_a_cpu(dls, tmp_path):
+    from fastai.optimizer import Adam, Optimizer
+
+    cuda = _default_opt_func(torch.device("cuda"))
+    assert cuda.func is torch_adamw and cuda.keywords == {"fused": True}
+    assert _default_opt_func("cpu") is None and _default_opt_func(None) is None
+    learn = _learner(dls, tmp_path)
+    assert learn.opt_func is Adam
+    learn.create_opt()
+    assert type(learn.opt) is Optimizer  # fastai's own, so CPU results (and the notebooks' outputs) stay as they were
+    learn = _learner(dls, tmp_path, opt_func=torch_adamw)  # a caller's choice wins
+    assert learn.opt_func is torch_adamw
 
 
 def test_vae_learner_uses_the_gpu_friendly_bar_and_no_bar_still_works(dls, tmp_path):

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from galaxy_autoencoders.losses import (
     DEFAULT_LAM,
+    DEFAULT_SCALES,
     PerceptualLoss,
     class_aware_loss,
     elbo_loss,
@@ -110,6 +111,33 @@ def test_mmd_is_symmetric_and_sees_a_shift(kernel):
     shifted = mmd(x + 1.0, y, kernel=kernel)
     narrow = mmd(0.1 * x, y, kernel=kernel)  # codes collapsed near 0
     assert shifted > 3 * same and narrow > 3 * same
+
+
+@pytest.mark.parametrize("kernel", ["imq", "rbf"])
+def test_mmd_matches_its_definition_pair_by_pair_and_bandwidth_by_bandwidth(kernel):
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(7, 4, generator=g), 0.5 + torch.randn(5, 4, generator=g)  # two sizes: the blocks differ
+
+    def k(a, b):  # the kernel of one pair, summed over the bandwidths, in float64
+        d2 = float(((a.double() - b.double()) ** 2).sum())
+        cs = [2 * 4 * s for s in DEFAULT_SCALES]
+        return sum(c / (c + d2) if kernel == "imq" else math.exp(-d2 / c) for c in cs)
+
+    def mean(a, b):
+        return sum(k(p, q) for p in a for q in b) / (len(a) * len(b))
+
+    expected = mean(x, x) + mean(y, y) - 2 * mean(x, y)
+    assert mmd(x, y, kernel=kernel).item() == pytest.approx(expected, rel=1e-5)
+    assert mmd(y, x, kernel=kernel).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mmd_trains_after_an_evaluation_under_inference_mode():
+    scales = (0.3, 3.0)  # bandwidths first used here, under inference mode, as an evaluation would
+    with torch.inference_mode():
+        mmd(torch.randn(4, 3), torch.randn(4, 3), scales=scales)
+    z = torch.randn(4, 3, requires_grad=True)
+    mmd(z, torch.randn(4, 3), scales=scales).backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
 def test_kernel_matrix_is_one_on_the_diagonal_per_bandwidth():
