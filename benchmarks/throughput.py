@@ -9,11 +9,13 @@ uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same
               (progress bar and loss-part columns included);
 2. plain:     a hand-written PyTorch loop over the same device-resident uint8 tensor with the same on-device
               symmetry augmentation and AdamW with fastai's Adam settings: the limit for this model
-              (bf16 autocast + channels_last on CUDA);
+              (bf16 autocast + channels_last + fused AdamW on CUDA);
 3. per-item:  a `torch.utils.data.Dataset` returning one float galaxy at a time + `DataLoader(num_workers=2)`,
               as the seed's notebook feeds its model, then the plain loop's step;
 4. datablock: fastai's default image pipeline, `DataBlock(ImageBlock)` with items through PIL and
-              `batch_tfms=Dihedral`, trained by the same `vae_learner`.
+              `batch_tfms=Dihedral`, trained by the same `vae_learner`;
+5. fastai-adam (only when `--paths` names it): the package's path with fastai's own Adam, the optimiser
+              `vae_learner` used on a GPU before it took `torch_adamw(fused=True)` (the same on a CPU).
 
 Each path is set up and trains one warm-up epoch, one path after another (its memory is measured then). The
 `--repeats` timed epochs follow in rounds: each round times one epoch of every path, each round starting with
@@ -30,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import gc
 import io
 import json
 import math
 import os
 import platform
+import pstats
 import sys
 import threading
 import time
@@ -49,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see galaxy_autoencoders.dataloaders)
     from fastai.callback.core import Callback
+    from fastai.optimizer import Adam
 
 from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
@@ -57,6 +62,7 @@ from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
 
 PATHS = ("package", "plain", "per-item", "datablock")
+OPTIONAL_PATHS = ("fastai-adam",)
 GALAXY10_SDSS_SIZE = 21_785
 EPOCHS_TO_RESULT = 50  # the blog's run
 
@@ -68,16 +74,34 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, help="galaxies (default: 21,785, or 1,024 with --quick)")
     parser.add_argument("--bs", type=int, help="batch size (default: the profile's, 128 full / 64 quick)")
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per path after one warm-up epoch")
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help=f"comma-separated, from {','.join(PATHS + OPTIONAL_PATHS)}"
+    )
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of paths 3 and 4")
+    parser.add_argument(
+        "--to-result",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help=f"also time the package's path training EPOCHS epochs end to end, as `galaxy-ae train` does "
+        f"(fit_one_cycle from fresh weights, validation included; the blog's run is {EPOCHS_TO_RESULT})",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one epoch of the package's and the plain path (and fastai-adam's if timed) with "
+        "torch.profiler: busy device time against wall time, and the operations that cost the host most",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    unknown = sorted(set(paths) - set(PATHS))
+    unknown = sorted(set(paths) - set(PATHS + OPTIONAL_PATHS))
     if unknown:
-        parser.error(f"--paths: unknown path(s) {unknown}; choose from {list(PATHS)}")
+        parser.error(f"--paths: unknown path(s) {unknown}; choose from {list(PATHS + OPTIONAL_PATHS)}")
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats}: give at least 1 timed epoch per path")
+    if args.to_result < 0:
+        parser.error(f"--to-result {args.to_result}: give a number of epochs (0 for none)")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu")
@@ -120,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "plain": lambda: _plain(images, train_idx, bs, config, device),
         "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.workers),
         "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.workers),
+        "fastai-adam": lambda: _package(images, labels, bs, config, device, opt_func=Adam),
     }
     gc.collect()
     base_mb = _tree_memory_mb(os.getpid())
@@ -156,8 +181,17 @@ def main(argv: list[str] | None = None) -> dict:
                 ratios[f"package/{other}"] = results["package"]["images_per_s"] / results[other]["images_per_s"]
     _print_table(results, ratios)
     summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device)}
-    if args.json:
+    if args.profile:
+        profiled = [name for name in ("package", "plain", "fastai-adam") if name in runs]
+        summary["profile"] = {name: _profile(runs[name], name, device) for name in profiled}
+    if args.json:  # now, and again with the time to a result, which takes longest
         Path(args.json).write_text(json.dumps(summary, indent=2))
+    if args.to_result:
+        del runs  # free the paths' device memory first
+        gc.collect()
+        summary["to_result"] = _to_result(images, labels, bs, config, device, profile, args.to_result)
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -202,10 +236,10 @@ class _LearnerRun:
         return float(self.learn.recorder.losses[-1])
 
 
-def _package(images, labels, bs, config, device) -> _LearnerRun:
+def _package(images, labels, bs, config, device, opt_func=None) -> _LearnerRun:
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    return _LearnerRun(vae_learner(dls, objective="mmd", config=config))
+    return _LearnerRun(vae_learner(dls, objective="mmd", config=config, opt_func=opt_func))
 
 
 def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
@@ -226,8 +260,10 @@ def _plain_setup(config, device):
     use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
-    # fastai's Adam defaults (betas 0.9/0.99, eps 1e-5, decoupled weight decay 0.01), so both train alike.
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    # fastai's Adam defaults (betas 0.9/0.99, eps 1e-5, decoupled weight decay 0.01), so both train alike;
+    # one fused kernel per step on CUDA, as the package's path takes there.
+    fused = True if device.type == "cuda" else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=fused)
     return model, opt, use_amp
 
 
@@ -350,6 +386,62 @@ def _datablock(images, valid_idx, bs, config, device, workers) -> _LearnerRun:
 # ----------------------------------------------------------------------------------------------------------
 # Measuring
 # ----------------------------------------------------------------------------------------------------------
+
+
+def _to_result(images, labels, bs, config, device, profile, epochs: int) -> dict:
+    """The package's path end to end: `epochs` epochs of fit_one_cycle from fresh weights (validation and
+    progress bar included), as `galaxy-ae train` runs them; wall time from the first batch to the last."""
+    dls = galaxy_dls(images, labels, bs=bs, device=device)
+    torch.manual_seed(0)
+    learn = vae_learner(dls, objective="mmd", config=config)
+    _sync(device)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        learn.fit_one_cycle(epochs, profile.lr)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    names = list(learn.recorder.metric_names[1:-1])  # the columns of recorder.values (no epoch, no time)
+    last = dict(zip(names, learn.recorder.values[-1], strict=True))
+    train_loss, valid_loss = float(last["train_loss"]), float(last["valid_loss"])
+    print(
+        f"\nTo a result: {epochs} epoch{'s' * (epochs != 1)} of the package's path over "
+        f"{len(dls.train.idxs):,} galaxies (fit_one_cycle, validation included) took {seconds:.1f} s; "
+        f"final losses {train_loss:.4f} (train), {valid_loss:.4f} (valid).",
+        flush=True,
+    )
+    return {"epochs": epochs, "seconds": seconds, "final_train_loss": train_loss, "final_valid_loss": valid_loss}
+
+
+def _profile(run, name: str, device, rows: int = 12) -> dict:
+    """One epoch of a path under torch.profiler: how long the device computed against the wall time (a path
+    whose device idles is held back by the host), and the operations that cost the host the most."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    _sync(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        run.epoch()
+        _sync(device)
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+    launches = sum(e.count for e in events if e.key.startswith("cudaLaunchKernel")) if cuda else None
+    busy = None
+    if cuda:  # the kernels' and copies' own rows, as the table's "Self CUDA time total" counts them
+        busy = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) / 1e6
+    print(f"\nProfile of one {name} epoch: {wall:.2f} s wall under the profiler", end="")
+    print(f", device busy {busy:.2f} s ({busy / wall:.0%}), {launches:,} kernel launches" if cuda else "", flush=True)
+    print(events.table(sort_by="self_cpu_time_total", row_limit=rows), flush=True)
+    if cuda:
+        print(events.table(sort_by="self_device_time_total", row_limit=rows), flush=True)
+    # The Python side, which torch.profiler does not see: one more epoch under cProfile.
+    python = cProfile.Profile()
+    python.runcall(run.epoch)
+    print(f"Python functions of one {name} epoch (cProfile), by own time:", flush=True)
+    pstats.Stats(python, stream=sys.stdout).sort_stats("tottime").print_stats(rows)
+    return {"wall_seconds": wall, "device_busy_seconds": busy, "launches": launches}
 
 
 def _sync(device) -> None:

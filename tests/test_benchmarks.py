@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = ROOT / "benchmarks" / "throughput.py"
+PATHS = ["package", "plain", "per-item", "datablock", "fastai-adam"]  # the four of the issue, then the optional one
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -25,16 +26,16 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def throughput(tmp_path_factory):
     out = tmp_path_factory.mktemp("throughput")
-    done = _run(
-        str(THROUGHPUT), "--quick", "--device", "cpu", "--n", "320", "--repeats", "2", "--json", "t.json", cwd=out
-    )
+    paths = ",".join(PATHS)
+    args = ["--quick", "--device", "cpu", "--n", "320", "--repeats", "2", "--paths", paths, "--json", "t.json"]
+    done = _run(str(THROUGHPUT), *args, "--profile", "--to-result", "2", cwd=out)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "t.json").read_text()), done.stdout
 
 
 def test_every_path_trains_with_a_finite_loss_and_a_positive_rate(throughput):
     summary, _ = throughput
-    assert list(summary["results"]) == ["package", "plain", "per-item", "datablock"]
+    assert list(summary["results"]) == PATHS
     for name, result in summary["results"].items():
         assert math.isfinite(result["final_loss"]) and result["final_loss"] > 0, name
         assert result["images_per_s"] > 0, name
@@ -45,10 +46,28 @@ def test_every_path_trains_with_a_finite_loss_and_a_positive_rate(throughput):
 
 def test_paths_take_turns_so_a_slow_spell_hits_them_all(throughput):
     summary, _ = throughput
-    paths = ["package", "plain", "per-item", "datablock"]
-    assert summary["setup"]["schedule"] == [paths, paths[1:] + paths[:1]]
+    assert summary["setup"]["schedule"] == [PATHS, PATHS[1:] + PATHS[:1]]
     for name, result in summary["results"].items():
         assert result["images_per_s"] == pytest.approx(256 / min(result["epoch_seconds"])), name  # best epoch
+
+
+def test_profile_and_time_to_result_are_reported(throughput):
+    summary, stdout = throughput
+    # --profile: one epoch of these paths under torch.profiler, the host's costliest operations.
+    assert list(summary["profile"]) == ["package", "plain", "fastai-adam"]
+    for name, profiled in summary["profile"].items():
+        assert profiled["wall_seconds"] > 0 and profiled["device_busy_seconds"] is None, name  # no GPU here
+        assert f"Profile of one {name} epoch" in stdout
+        assert profiled["launches"] is None, name
+        assert f"Python functions of one {name} epoch (cProfile)" in stdout
+    assert "aten::convolution_backward" in stdout  # the table lists the operations
+    assert "function calls" in stdout and "tottime" in stdout  # and cProfile's table, the Python functions
+    # --to-result 2: fit_one_cycle(2) from fresh weights, timed whole, with both final losses.
+    result = summary["to_result"]
+    assert result["epochs"] == 2 and result["seconds"] > 0
+    assert math.isfinite(result["final_train_loss"]) and math.isfinite(result["final_valid_loss"])
+    assert result["final_train_loss"] != result["final_valid_loss"]  # two columns, not one read twice
+    assert "To a result: 2 epochs of the package's path over 288 galaxies" in stdout
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():
@@ -66,7 +85,7 @@ def test_ratios_and_projections_follow_from_the_rates(throughput):
     results, setup = summary["results"], summary["setup"]
     # 320 galaxies, 10% validation: 288 training galaxies, 4 full batches of 64 per epoch.
     assert setup["n_images"] == 320 and setup["n_train_per_epoch"] == 256 and setup["batch_size"] == 64
-    for other in ("plain", "per-item", "datablock"):
+    for other in PATHS[1:]:
         expected = results["package"]["images_per_s"] / results[other]["images_per_s"]
         assert summary["ratios"][f"package/{other}"] == pytest.approx(expected)
         assert f"{summary['ratios'][f'package/{other}']:.2f}" in stdout  # the table prints them
@@ -81,6 +100,8 @@ def test_unknown_path_or_missing_gpu_is_a_usage_error(tmp_path):
     assert done.returncode == 2 and "unknown path(s) ['fast']" in done.stderr
     done = _run(str(THROUGHPUT), "--repeats", "0", cwd=tmp_path)
     assert done.returncode == 2 and "--repeats 0: give at least 1" in done.stderr
+    done = _run(str(THROUGHPUT), "--to-result", "-1", cwd=tmp_path)
+    assert done.returncode == 2 and "--to-result -1: give a number of epochs" in done.stderr
     if not _cuda_available():
         done = _run(str(THROUGHPUT), "--device", "cuda", cwd=tmp_path)
         assert done.returncode == 2 and "no CUDA GPU" in done.stderr
