@@ -509,11 +509,10 @@ def vae_learner(
     callbacks += _cuda_speedups(dls)
     callbacks += list(cbs or [])
 
-    if kwargs.get("opt_func") is None:  # keep fastai's default (Adam) unless this device has a faster equal
-        kwargs.pop("opt_func", None)
-        opt_func = _default_opt_func(getattr(dls, "device", None))
-        if opt_func is not None:
-            kwargs["opt_func"] = opt_func
+    # The caller's optimiser, else a faster equal of fastai's Adam where the device has one, else fastai's default.
+    opt_func = kwargs.pop("opt_func", None) or _default_opt_func(getattr(dls, "device", None))
+    if opt_func is not None:
+        kwargs["opt_func"] = opt_func
     loss_func = VAELoss(objective, kl_weight=beta)
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
     # Per-batch reads back to the host: none but the bar's every HOST_SYNC_EVERY batches on a GPU (see above).
