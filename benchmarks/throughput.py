@@ -57,7 +57,7 @@ with warnings.catch_warnings():
 
 from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
-from galaxy_autoencoders.learner import vae_learner
+from galaxy_autoencoders.learner import torch_adamw, vae_learner
 from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
 
@@ -260,10 +260,8 @@ def _plain_setup(config, device):
     use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
-    # fastai's Adam defaults (betas 0.9/0.99, eps 1e-5, decoupled weight decay 0.01), so both train alike;
-    # one fused kernel per step on CUDA, as the package's path takes there.
-    fused = True if device.type == "cuda" else None
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=fused)
+    # The package's optimiser, unwrapped: fastai's Adam settings as torch's AdamW, fused on CUDA, stepped by hand.
+    opt = torch_adamw(model.parameters(), lr=1e-3, fused=device.type == "cuda").opt
     return model, opt, use_amp
 
 
