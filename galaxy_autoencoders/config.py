@@ -30,14 +30,15 @@ class Profile:
 
 
 PROFILES = {
-    # quick: a narrow network, so that a 2-core CPU trains a model in well under a minute.
+    # quick: a narrow network and small batches (more steps for the same images), so that a 2-core CPU trains a
+    # model that beats the mean image in about 20 s.
     "quick": Profile(
         name="quick",
         dataset="synthetic",
         n_images=2048,
         epochs=4,
-        batch_size=64,
-        widths=(8, 16, 32, 64, 128),
+        batch_size=32,
+        widths=(16, 32, 64, 128),
         num_threads=2,
     ),
     "full": Profile(name="full", dataset="galaxy10_sdss", n_images=None, epochs=50, batch_size=128),

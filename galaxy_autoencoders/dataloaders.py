@@ -86,6 +86,19 @@ class GalaxyLoader:
     def device(self) -> torch.device:
         return self.images.device
 
+    def mean_image(self) -> torch.Tensor:
+        """The average of this loader's galaxies (stored orientation), in [0, 1]: float (C, H, W) on the CPU.
+
+        The trivial baseline: predicting it for every galaxy is what a model that learned nothing does."""
+        total = torch.zeros(self.images.shape[1:], dtype=torch.float64)
+        for chunk in self.idxs.split(4096):  # float copies of a chunk, not of the whole set
+            total += self.images[chunk].double().sum(0).cpu()
+        return (total / (self.n * 255)).float()
+
+    def channel_means(self) -> torch.Tensor:
+        """Mean of each channel over this loader's galaxies, in [0, 1]: float (C,) on the CPU."""
+        return self.mean_image().mean((1, 2))
+
     def __len__(self) -> int:
         return self.n // self.bs if self.drop_last else math.ceil(self.n / self.bs)
 

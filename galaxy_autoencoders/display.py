@@ -8,9 +8,11 @@ import numpy as np
 
 
 def to_hwc_uint8(images) -> np.ndarray:
-    """Images as uint8 (N, H, W, 3): accepts uint8 NHWC arrays or float [0, 1] (N, 3, H, W) tensors/arrays."""
+    """Images as uint8 (N, H, W, 3): accepts uint8 (0-255) or float ([0, 1]) arrays or tensors, NHWC or NCHW."""
     if hasattr(images, "detach"):
-        images = images.detach().float().cpu().numpy()
+        images = images.detach().cpu()
+        # A uint8 tensor stays uint8: as floats its 0-255 values would be clipped to [0, 1], a white blotch.
+        images = images.numpy() if str(images.dtype) == "torch.uint8" else images.float().numpy()
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[None]

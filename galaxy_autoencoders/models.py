@@ -24,6 +24,7 @@ from torch import nn
 
 CHECKPOINT_FORMAT = "galaxy_autoencoders.checkpoint"
 CHECKPOINT_VERSION = 1
+LOGVAR_START = -4.0  # the log-variance head's starting bias (see VAE.__init__)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,21 @@ class Decoder(nn.Module):
         self.ups = nn.Sequential(*layers)
         self.to_pixels = nn.Conv2d(c_in, config.channels, 3, padding=1)
 
+    def start_from(self, pixel_mean) -> None:
+        """Start the output at the data's mean colour, pixel_mean (C,) in (0, 1), instead of sigmoid(0) = 0.5 grey.
+
+        Why it matters: galaxy stamps are mostly dark sky (median pixel 0.03, mean 0.12). A decoder that starts
+        at 0.5 everywhere first spends its training pushing every pixel down, and the bias it learns for that
+        drives the sigmoid into its flat, dark end; the bright cores and colours then need the features to climb
+        all the way back, and short runs stall at the mean image (a grey ellipse, no pixel above 0.5). Starting
+        the bias at logit(mean) skips that detour: the features learn the galaxy from the first step.
+        """
+        mean = torch.as_tensor(pixel_mean, dtype=torch.float32).clamp(1e-3, 1 - 1e-3)
+        if mean.shape != self.to_pixels.bias.shape:
+            raise ValueError(f"pixel_mean must hold one value per channel, {tuple(self.to_pixels.bias.shape)}.")
+        with torch.no_grad():
+            self.to_pixels.bias.copy_(torch.logit(mean))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.fc(z).view(-1, *self.start)  # (B, widths[-1], 5, 5)
         h = self.ups(self.fc_act(h))  # (B, widths[0], 69, 69)
@@ -167,6 +183,9 @@ class VAE(nn.Module):
         self.encoder = Encoder(config)
         self.to_mu = nn.Linear(self.encoder.out_features, config.latent_size)
         self.to_logvar = nn.Linear(self.encoder.out_features, config.latent_size)
+        # sigma starts at exp(LOGVAR_START / 2) ~ 0.14, not 1: with sigma ~ 1 the decoder's first input is mostly
+        # noise (the means start near 0), and it learns the mean image. The KL widens sigma where the data allow.
+        nn.init.constant_(self.to_logvar.bias, LOGVAR_START)
         self.decoder = Decoder(config)
         # Not used by forward: the class-aware loss reads it (learner.ClassAwareCallback).
         self.class_head = nn.Linear(config.latent_size, config.n_classes) if config.n_classes else None
@@ -220,8 +239,13 @@ def _atomic_write(target: Path, write) -> None:
             tmp.unlink()
 
 
-def save_checkpoint(model: AutoEncoder | VAE, path: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write path.pt (CPU state_dict) and path.json (config + extra, JSON-serialisable); returns path.pt."""
+def save_checkpoint(
+    model: AutoEncoder | VAE, path: str | os.PathLike, extra: dict | None = None, half: bool = False
+) -> Path:
+    """Write path.pt (CPU state_dict) and path.json (config + extra, JSON-serialisable); returns path.pt.
+
+    half=True stores the floating-point weights as float16 (half the size); loading casts them back.
+    """
     config = getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
         raise TypeError(f"save_checkpoint needs a model built from a ModelConfig, got {type(model).__name__}.")
@@ -229,6 +253,8 @@ def save_checkpoint(model: AutoEncoder | VAE, path: str | os.PathLike, extra: di
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     # CPU, contiguous copies: the file loads anywhere, and a channels_last model saves like any other.
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     meta = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,

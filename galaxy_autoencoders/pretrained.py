@@ -1,0 +1,187 @@
+"""Blog-scale models that ship with the package: an autoencoder, an ELBO-VAE and an MMD-VAE.
+
+A laptop CPU cannot train a full-width VAE on 20,000 galaxies during a notebook cell, so the package carries
+three, trained once with `train` below (the command that reproduces each is in its provenance):
+
+    from galaxy_autoencoders import pretrained
+    pretrained.available()            # {"ae": {...provenance...}, "elbo": {...}, "mmd": {...}}
+    model = pretrained.load("mmd")    # a VAE in eval mode, on the CPU
+
+Each model is a checkpoint (`weights/NAME.pt`, float16 weights, loaded with `torch.load(weights_only=True)`)
+and its JSON, whose "extra" holds the provenance: command, data (seed, count, sha256), epochs, wall time,
+machine, versions and final metrics against the mean-image baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import checkpoint_info, load_checkpoint, save_checkpoint
+
+NAMES = ("ae", "elbo", "mmd")
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the shipped models were trained: the data, the network and the schedule."""
+
+    n: int = 20_000  # synthetic galaxies, rendered for `seed`
+    seed: int = 2020  # tests render fresh galaxies with other seeds
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    latent_size: int = 20
+    batch_size: int = 64
+    lr: float = 2e-3
+    epochs: int = 10
+    valid_pct: float = 0.1
+
+
+RECIPE = Recipe()
+
+
+def available() -> dict[str, dict]:
+    """{name: provenance} for every model shipped in the package (an empty dict if none are there)."""
+    found = {}
+    for name in NAMES:
+        if (WEIGHTS / f"{name}.json").is_file():
+            found[name] = checkpoint_info(WEIGHTS / name)["extra"]
+    return found
+
+
+def load(name: str, map_location="cpu"):
+    """The shipped model `name` ("ae", "elbo" or "mmd"), in eval mode on map_location."""
+    if name not in NAMES:
+        raise ValueError(f"Unknown pretrained model {name!r}; choose one of {NAMES}.")
+    if not (WEIGHTS / f"{name}.pt").is_file():
+        raise FileNotFoundError(
+            f"The pretrained model {name!r} is not in {WEIGHTS}. Install the package from a clone of the "
+            f"repository (pip install -e .), or make it with `galaxy-ae pretrain {name}`."
+        )
+    return load_checkpoint(WEIGHTS / name, map_location=map_location)
+
+
+def data_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 of the images' and labels' bytes: the same galaxies give the same digest on any machine."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def machine() -> str:
+    """The GPU's name, else the CPU model and core count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def cpu_has_bf16() -> bool:
+    """True on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast is faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, recipe: Recipe = RECIPE) -> Path:
+    """Train the shipped model `name` with `recipe`, checkpointing every epoch in `work` and resuming from there.
+
+    Re-running the same command after an interruption continues from the last finished epoch (same schedule;
+    the random draws after the restart differ from an uninterrupted run). Writes out/NAME.pt and .json at the end.
+    """
+    from fastai.callback.core import Callback
+
+    from .dataloaders import galaxy_dls
+    from .datasets import load_galaxies
+    from .learner import CPUBFloat16, vae_learner
+    from .metrics import baseline_report
+    from .models import ModelConfig
+
+    if name not in NAMES:
+        raise ValueError(f"Unknown pretrained model {name!r}; choose one of {NAMES}.")
+    work, out = Path(work).expanduser().resolve(), Path(out)
+    work.mkdir(parents=True, exist_ok=True)
+    state_path, weights = work / f"{name}.state.json", work / f"{name}_last"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": -1, "history": [], "wall_s": 0}
+
+    data = load_galaxies("synthetic", n=recipe.n, seed=recipe.seed)
+    torch.manual_seed(recipe.seed)
+    dls = galaxy_dls(data, bs=recipe.batch_size, seed=recipe.seed, valid_pct=recipe.valid_pct)
+    on_cpu = dls.device.type == "cpu"
+    cbs = [CPUBFloat16()] if on_cpu and cpu_has_bf16() else []
+    config = ModelConfig(widths=recipe.widths, latent_size=recipe.latent_size)
+    learn = vae_learner(dls, objective=name, config=config, lr=recipe.lr, cbs=cbs)
+
+    class _EveryEpoch(Callback):
+        order = 70  # after History (60) has the epoch's row
+
+        def before_epoch(self):
+            self.start = time.time()
+
+        def after_epoch(self):
+            if self.epoch < start_epoch:  # fastai's SkipToEpoch passes through the epochs already done
+                return
+            learn.save(weights, with_opt=True)  # fastai's own format: weights and optimiser state
+            state["epoch"], state["history"] = self.epoch, list(learn.history)
+            state["wall_s"] += time.time() - self.start
+            tmp = state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            os.replace(tmp, state_path)
+            row = learn.history[-1]
+            print(f"{name}: epoch {self.epoch + 1}/{recipe.epochs}, valid loss {row.get('valid_loss', 0):.2f}")
+
+    start_epoch = state["epoch"] + 1
+    if start_epoch:
+        learn.load(weights, with_opt=True)
+        learn.history = list(state["history"])
+        print(f"{name}: resuming after epoch {start_epoch} from {weights}.pth")
+    if start_epoch < recipe.epochs:
+        learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start_epoch, cbs=[_EveryEpoch()])
+    if learn.nan_guard.tripped:
+        raise RuntimeError(f"Training {name} stopped on a NaN loss: {learn.nan_guard.message}")
+
+    metrics = baseline_report(learn.model, dls)
+    provenance = {
+        "objective": name,
+        "command": f"galaxy-ae pretrain {name} --work WORKDIR",
+        "data": {
+            "name": "synthetic",
+            "seed": recipe.seed,
+            "n": recipe.n,
+            "sha256": data_sha256(data.images, data.labels),
+            "valid_pct": recipe.valid_pct,
+        },
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recipe).items()},
+        "epochs": recipe.epochs,
+        "wall_s": round(state["wall_s"]),
+        "machine": machine(),
+        "bf16_autocast": bool(cbs) or not on_cpu,
+        "versions": {"torch": torch.__version__, "fastai": _fastai_version()},
+        "history": state["history"],
+        "metrics": metrics,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(learn.model, out / name, extra={**learn.hparams, "provenance": provenance}, half=True)
+
+
+def _fastai_version() -> str:
+    import fastai
+
+    return fastai.__version__
