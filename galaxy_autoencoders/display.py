@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -44,7 +45,10 @@ def show_images(images, titles=None, ncols: int = 8, figsize=None, row_labels=No
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    figsize = figsize or (1.3 * ncols, 1.3 * nrows + (0.25 * nrows if titles else 0))
+    # A title wider than its picture runs into the next one: wrap it at about the picture's width.
+    titles = None if titles is None else [textwrap.fill(str(t), 18) for t in titles]
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    figsize = figsize or (1.3 * ncols, 1.3 * nrows + 0.15 * lines * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])

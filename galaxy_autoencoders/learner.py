@@ -419,6 +419,15 @@ class CPUBFloat16(Callback):
         self.autocast.__exit__(None, None, None)
 
 
+def cpu_has_bf16() -> bool:
+    """True on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), where `CPUBFloat16` pays (Linux only)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _cuda_speedups(dls) -> list[Callback]:
     """bf16 autocast and channels_last on a CUDA device that supports bf16; nothing on CPU (it stays fp32)."""
     device = getattr(dls, "device", None)

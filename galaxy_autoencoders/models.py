@@ -133,7 +133,10 @@ class Decoder(nn.Module):
         """
         mean = torch.as_tensor(pixel_mean, dtype=torch.float32).clamp(1e-3, 1 - 1e-3)
         if mean.shape != self.to_pixels.bias.shape:
-            raise ValueError(f"pixel_mean must hold one value per channel, {tuple(self.to_pixels.bias.shape)}.")
+            raise ValueError(
+                f"pixel_mean has shape {tuple(mean.shape)}, but the decoder makes {len(self.to_pixels.bias)} channels: "
+                "pass one mean per channel, e.g. dls.train.channel_means()."
+            )
         with torch.no_grad():
             self.to_pixels.bias.copy_(torch.logit(mean))
 

@@ -49,10 +49,11 @@ RECIPE = Recipe()
 
 
 def available() -> dict[str, dict]:
-    """{name: provenance} for every model shipped in the package (an empty dict if none are there)."""
+    """{name: what its checkpoint records} for every model shipped in the package (weights and JSON both there):
+    the training settings (objective, beta, lam, ...) and, under "provenance", how it was made."""
     found = {}
     for name in NAMES:
-        if (WEIGHTS / f"{name}.json").is_file():
+        if (WEIGHTS / f"{name}.json").is_file() and (WEIGHTS / f"{name}.pt").is_file():
             found[name] = checkpoint_info(WEIGHTS / name)["extra"]
     return found
 
@@ -63,8 +64,8 @@ def load(name: str, map_location="cpu"):
         raise ValueError(f"Unknown pretrained model {name!r}; choose one of {NAMES}.")
     if not (WEIGHTS / f"{name}.pt").is_file():
         raise FileNotFoundError(
-            f"The pretrained model {name!r} is not in {WEIGHTS}. Install the package from a clone of the "
-            f"repository (pip install -e .), or make it with `galaxy-ae pretrain {name}`."
+            f"The pretrained model {name!r} is not in {WEIGHTS}. Install the package from the repository (a clone or "
+            f"git+https), which carries it, or make it with `galaxy-ae pretrain {name} --work DIR`."
         )
     return load_checkpoint(WEIGHTS / name, map_location=map_location)
 
@@ -91,26 +92,20 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def cpu_has_bf16() -> bool:
-    """True on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast is faster."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, recipe: Recipe = RECIPE) -> Path:
+def train(
+    name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, recipe: Recipe = RECIPE, extra_cbs=()
+) -> Path:
     """Train the shipped model `name` with `recipe`, checkpointing every epoch in `work` and resuming from there.
 
     Re-running the same command after an interruption continues from the last finished epoch (same schedule;
-    the random draws after the restart differ from an uninterrupted run). Writes out/NAME.pt and .json at the end.
+    the random draws after the restart differ from an uninterrupted run); a work folder of another recipe or
+    device is refused. Writes out/NAME.pt and .json at the end. extra_cbs: more fastai callbacks for the fit.
     """
     from fastai.callback.core import Callback
 
     from .dataloaders import galaxy_dls
     from .datasets import load_galaxies
-    from .learner import CPUBFloat16, vae_learner
+    from .learner import CPUBFloat16, cpu_has_bf16, vae_learner
     from .metrics import baseline_report
     from .models import ModelConfig
 
@@ -119,7 +114,6 @@ def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, 
     work, out = Path(work).expanduser().resolve(), Path(out)
     work.mkdir(parents=True, exist_ok=True)
     state_path, weights = work / f"{name}.state.json", work / f"{name}_last"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": -1, "history": [], "wall_s": 0}
 
     data = load_galaxies("synthetic", n=recipe.n, seed=recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -127,7 +121,21 @@ def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, 
     on_cpu = dls.device.type == "cpu"
     cbs = [CPUBFloat16()] if on_cpu and cpu_has_bf16() else []
     config = ModelConfig(widths=recipe.widths, latent_size=recipe.latent_size)
-    learn = vae_learner(dls, objective=name, config=config, lr=recipe.lr, cbs=cbs)
+    learn = vae_learner(dls, objective=name, config=config, lr=recipe.lr, cbs=[*cbs, *extra_cbs])
+    learn.path, learn.model_dir = work, "."  # fastai would otherwise make a models/ folder where it was started
+    bf16 = any(type(cb).__name__ in ("CPUBFloat16", "MixedPrecision") for cb in learn.cbs)
+
+    # What a resumed run must share with the one it continues; anything else is a different model.
+    setup = {"recipe": _recipe_dict(recipe), "device": dls.device.type, "machine": machine(), "bf16_autocast": bf16}
+    state = {"epoch": -1, "history": [], "wall_s": 0.0, **setup}
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if (state.get("recipe"), state.get("device")) != (setup["recipe"], setup["device"]):
+            raise ValueError(
+                f"{state_path} belongs to another run (recipe {state.get('recipe')} on {state.get('device')}; this "
+                f"one is {setup['recipe']} on {setup['device']}). Delete {state_path} and {weights}.pth to start "
+                "over, or use another --work folder."
+            )
 
     class _EveryEpoch(Callback):
         order = 70  # after History (60) has the epoch's row
@@ -138,7 +146,10 @@ def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, 
         def after_epoch(self):
             if self.epoch < start_epoch:  # fastai's SkipToEpoch passes through the epochs already done
                 return
-            learn.save(weights, with_opt=True)  # fastai's own format: weights and optimiser state
+            # fastai's own format (weights and optimiser state), written under another name and then renamed:
+            # a kill while saving never leaves a damaged file where the state file points.
+            learn.save(weights.with_name(weights.name + ".tmp"), with_opt=True)
+            os.replace(weights.with_name(weights.name + ".tmp.pth"), weights.with_name(weights.name + ".pth"))
             state["epoch"], state["history"] = self.epoch, list(learn.history)
             state["wall_s"] += time.time() - self.start
             tmp = state_path.with_suffix(".tmp")
@@ -151,11 +162,17 @@ def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, 
     if start_epoch:
         learn.load(weights, with_opt=True)
         learn.history = list(state["history"])
-        print(f"{name}: resuming after epoch {start_epoch} from {weights}.pth")
+        done = start_epoch >= recipe.epochs
+        print(f"{name}: {'already trained' if done else f'resuming after epoch {start_epoch}'} ({weights}.pth)")
     if start_epoch < recipe.epochs:
         learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start_epoch, cbs=[_EveryEpoch()])
     if learn.nan_guard.tripped:
         raise RuntimeError(f"Training {name} stopped on a NaN loss: {learn.nan_guard.message}")
+    if state["epoch"] + 1 < recipe.epochs:
+        raise RuntimeError(
+            f"Training {name} stopped after epoch {state['epoch'] + 1} of {recipe.epochs}; run the same command "
+            "again to continue."
+        )
 
     metrics = baseline_report(learn.model, dls)
     provenance = {
@@ -168,17 +185,21 @@ def train(name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, 
             "sha256": data_sha256(data.images, data.labels),
             "valid_pct": recipe.valid_pct,
         },
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recipe).items()},
+        "recipe": _recipe_dict(recipe),
         "epochs": recipe.epochs,
         "wall_s": round(state["wall_s"]),
-        "machine": machine(),
-        "bf16_autocast": bool(cbs) or not on_cpu,
+        "machine": state.get("machine", setup["machine"]),  # where it was trained, not where it was written
+        "bf16_autocast": state.get("bf16_autocast", bf16),
         "versions": {"torch": torch.__version__, "fastai": _fastai_version()},
         "history": state["history"],
         "metrics": metrics,
     }
     out.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(learn.model, out / name, extra={**learn.hparams, "provenance": provenance}, half=True)
+
+
+def _recipe_dict(recipe: Recipe) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recipe).items()}
 
 
 def _fastai_version() -> str:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from fastai.callback.core import Callback, CancelFitException
 from scipy.stats import spearmanr
 
 from galaxy_autoencoders import pretrained
@@ -67,23 +68,45 @@ def test_unknown_name_is_refused_with_the_choices():
 
 def test_missing_weights_say_how_to_make_them(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
-    with pytest.raises(FileNotFoundError, match="galaxy-ae pretrain mmd"):
+    with pytest.raises(FileNotFoundError, match="galaxy-ae pretrain mmd --work DIR"):
         pretrained.load("mmd")
     assert pretrained.available() == {}
 
 
-def test_training_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
+class _StopAfterFirstEpoch(Callback):
+    order = 90  # after the per-epoch checkpoint
+
+    def after_epoch(self):
+        if self.epoch == 0:
+            raise CancelFitException()
+
+
+def test_an_interrupted_training_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
     work, out = tmp_path / "work", tmp_path / "out"
-    tiny = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=1, batch_size=32)
-    pretrained.train("mmd", work, out=out, recipe=tiny)
+    tiny = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=2, batch_size=32)
+    with pytest.raises(RuntimeError, match="stopped after epoch 1 of 2; run the same command again"):
+        pretrained.train("mmd", work, out=out, recipe=tiny, extra_cbs=[_StopAfterFirstEpoch()])
     first = json.loads((work / "mmd.state.json").read_text())
-    assert first["epoch"] == 0 and len(first["history"]) == 1
-    longer = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=2, batch_size=32)
-    path = pretrained.train("mmd", work, out=out, recipe=longer)
+    assert first["epoch"] == 0 and len(first["history"]) == 1 and not (out / "mmd.pt").exists()
+    assert not (tmp_path / "models").exists() and (work / "mmd_last.pth").is_file()
+    path = pretrained.train("mmd", work, out=out, recipe=tiny)
     assert "resuming after epoch 1" in capsys.readouterr().out
     second = json.loads((work / "mmd.state.json").read_text())
     assert second["epoch"] == 1 and len(second["history"]) == 2
     assert second["history"][0] == first["history"][0]  # the first epoch was not trained again
     info = json.loads(path.with_suffix(".json").read_text())["extra"]
     assert info["objective"] == "mmd" and info["lam"] > 0 and info["provenance"]["epochs"] == 2
+    # Run once more: nothing to train, the same model is written again, and it says so.
+    pretrained.train("mmd", work, out=out, recipe=tiny)
+    assert "already trained" in capsys.readouterr().out
+
+
+def test_a_work_folder_of_another_recipe_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    work = tmp_path / "work"
+    tiny = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=1, batch_size=32)
+    pretrained.train("ae", work, out=tmp_path / "out", recipe=tiny)
+    wider = pretrained.Recipe(n=64, seed=3, widths=(8, 8), epochs=1, batch_size=32)
+    with pytest.raises(ValueError, match=r"ae\.state\.json belongs to another run.*Delete"):
+        pretrained.train("ae", work, out=tmp_path / "out", recipe=wider)
