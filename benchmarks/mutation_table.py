@@ -5,7 +5,8 @@ against `pytest tests` (the unit tests only, no notebooks): a mutation is killed
     python benchmarks/mutation_table.py --list     # what each one changes
 
 Each mutation runs the test files that exercise the code it changes (listed beside it), in a temporary copy of
-the checkout, so the working tree is never touched. Prints one line per mutation and the kill count.
+the checkout, so the working tree is never touched. First the same tests run on an unmutated copy and must pass,
+so that a kill means the mutation was seen. Prints one line per mutation and the kill count.
 """
 
 from __future__ import annotations
@@ -105,46 +106,66 @@ MUTATIONS = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--baseline", action="store_true", help="only check that the unmutated tests pass")
     args = parser.parse_args()
     if args.list:
         for name, path, _, _, tests in MUTATIONS:
             print(f"{name}: {path}; caught by {', '.join(tests)}?")
         return 0
+    # First the unmutated copy: every listed test must pass there, or a "kill" would mean nothing.
+    all_tests = sorted({t for *_, tests in MUTATIONS for t in tests})
+    if _run_tests(None, all_tests) != 0:
+        print("?? the tests fail without any mutation; fix them first")
+        return 2
+    print("baseline: the unmutated copy passes " + ", ".join(all_tests), flush=True)
+    if args.baseline:
+        return 0
     killed = 0
     for name, path, old, new, tests in MUTATIONS:
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "checkout"
-            shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv*", "data", "*.egg-info"))
-            (copy / "data").mkdir()
+        code = _run_tests((path, old, new), tests)
+        if code == 2:
+            print(f"?? {name}: the original line is not in {path} exactly once; update this table")
+            return 2
+        caught = code != 0
+        killed += caught
+        print(f"{'killed  ' if caught else 'SURVIVED'} {name}", flush=True)
+    print(f"{killed} of {len(MUTATIONS)} mutations killed by pytest tests alone")
+    return 0 if killed == len(MUTATIONS) else 1
+
+
+def _run_tests(mutation, tests) -> int:
+    """Run tests in a fresh copy of the checkout with mutation (path, old, new) applied, or none: pytest's status.
+
+    Returns 2 (and runs nothing) when the original text is not in the file exactly once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "checkout"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv*", "data", "*.egg-info"))
+        (copy / "data").mkdir()
+        if mutation is not None:
+            path, old, new = mutation
             target = copy / path
             text = target.read_text()
             if text.count(old) != 1:
-                print(f"?? {name}: the original line is not in {path} exactly once; update this table")
                 return 2
             target.write_text(text.replace(old, new))
-            env = {**os.environ, "PYTHONPATH": str(copy), "GALAXY_AE_DATA": str(copy / "data")}
-            where = subprocess.run(
-                [sys.executable, "-c", "import galaxy_autoencoders; print(galaxy_autoencoders.__file__)"],
-                cwd=copy,
-                capture_output=True,
-                text=True,
-                env=env,
-            ).stdout
-            if not where.startswith(str(copy)):  # the tests must import the mutated copy, not the checkout
-                print(f"?? the copy's tests import {where.strip()}, not the mutated copy in {copy}")
-                return 2
-            done = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                cwd=copy,
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            caught = done.returncode != 0
-            killed += caught
-            print(f"{'killed  ' if caught else 'SURVIVED'} {name}", flush=True)
-    print(f"{killed} of {len(MUTATIONS)} mutations killed by pytest tests alone")
-    return 0 if killed == len(MUTATIONS) else 1
+        env = {**os.environ, "PYTHONPATH": str(copy), "GALAXY_AE_DATA": str(copy / "data")}
+        where = subprocess.run(
+            [sys.executable, "-c", "import galaxy_autoencoders; print(galaxy_autoencoders.__file__)"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+        if not where.startswith(str(copy)):  # the tests must import the copy, not the checkout
+            raise RuntimeError(f"the copy's tests import {where.strip()}, not the copy in {copy}")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        return 1 if done.returncode == 2 else done.returncode  # pytest's own 2 (interrupted) counts as a failure
 
 
 if __name__ == "__main__":
