@@ -28,6 +28,7 @@ import os
 import warnings
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -401,7 +402,8 @@ class CPUBFloat16(Callback):
     """bf16 autocast for the forward pass and the loss on a CPU, the way fastai's `MixedPrecision` does on a GPU
     (fastai's hard-codes CUDA). bf16 has float32's range, so no loss scaling; the losses compute in float32.
 
-    Worth it only on CPUs with native bf16 (AVX512-BF16 or AMX): there a full-width model trains ~1.3x faster.
+    Worth it only on CPUs with native bf16 (AVX512-BF16 or AMX): on a 2-core AMD EPYC with AVX512-BF16 a
+    full-width model (widths 32-256, batch 64) stepped at 204-212 images/s against 131-145 in float32.
     Off by default: the digits of a bf16 run depend on the CPU's kernels, and the quick profile must repeat.
     """
 
@@ -422,7 +424,7 @@ class CPUBFloat16(Callback):
 def cpu_has_bf16() -> bool:
     """True on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), where `CPUBFloat16` pays (Linux only)."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
