@@ -6,7 +6,9 @@ The same VAE (same widths, latent size and initial weights), the same batch size
 uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same MMD-VAE loss, trained by:
 
 1. package:   `galaxy_dls` + `vae_learner(objective="mmd")` + `learn.fit`, exactly as the notebooks do
-              (progress bar and loss-part columns included);
+              (progress bar and loss-part columns included); on CUDA that compiles the model
+              (`capture.CompileModel`: torch.compile, CUDA graphs);
+1b. eager:    the same with `vae_learner(compile=False)`, the package's path before it compiled;
 2. plain:     a hand-written PyTorch loop over the same device-resident uint8 tensor with the same on-device
               symmetry augmentation and AdamW with fastai's Adam settings: the limit for this model
               (bf16 autocast + channels_last + fused AdamW on CUDA);
@@ -61,7 +63,7 @@ from galaxy_autoencoders.learner import torch_adamw, vae_learner
 from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
 
-PATHS = ("package", "plain", "per-item", "datablock")
+PATHS = ("package", "eager", "plain", "per-item", "datablock")
 OPTIONAL_PATHS = ("fastai-adam",)
 GALAXY10_SDSS_SIZE = 21_785
 EPOCHS_TO_RESULT = 50  # the blog's run
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     builders = {
         "package": lambda: _package(images, labels, bs, config, device),
+        "eager": lambda: _package(images, labels, bs, config, device, compile=False),
         "plain": lambda: _plain(images, train_idx, bs, config, device),
         "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.workers),
         "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.workers),
@@ -189,7 +192,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.to_result:
         del runs  # free the paths' device memory first
         gc.collect()
-        summary["to_result"] = _to_result(images, labels, bs, config, device, profile, args.to_result)
+        summary["to_result"] = {
+            name: _to_result(images, labels, bs, config, device, profile, args.to_result, name)
+            for name in ("package", "eager")
+            if name in paths
+        }
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=2))
     return summary
@@ -236,10 +243,10 @@ class _LearnerRun:
         return float(self.learn.recorder.losses[-1])
 
 
-def _package(images, labels, bs, config, device, opt_func=None) -> _LearnerRun:
+def _package(images, labels, bs, config, device, opt_func=None, compile=None) -> _LearnerRun:
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    return _LearnerRun(vae_learner(dls, objective="mmd", config=config, opt_func=opt_func))
+    return _LearnerRun(vae_learner(dls, objective="mmd", config=config, opt_func=opt_func, compile=compile))
 
 
 def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
@@ -386,12 +393,13 @@ def _datablock(images, valid_idx, bs, config, device, workers) -> _LearnerRun:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _to_result(images, labels, bs, config, device, profile, epochs: int) -> dict:
-    """The package's path end to end: `epochs` epochs of fit_one_cycle from fresh weights (validation and
-    progress bar included), as `galaxy-ae train` runs them; wall time from the first batch to the last."""
+def _to_result(images, labels, bs, config, device, profile, epochs: int, name: str = "package") -> dict:
+    """The package's path (or "eager": without compiling) end to end: `epochs` epochs of fit_one_cycle from fresh
+    weights (validation and progress bar included), as `galaxy-ae train` runs them; wall time from the first batch
+    to the last, so the compile time of the package's path on CUDA is inside it."""
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    learn = vae_learner(dls, objective="mmd", config=config)
+    learn = vae_learner(dls, objective="mmd", config=config, compile=False if name == "eager" else None)
     _sync(device)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -402,7 +410,7 @@ def _to_result(images, labels, bs, config, device, profile, epochs: int) -> dict
     last = dict(zip(names, learn.recorder.values[-1], strict=True))
     train_loss, valid_loss = float(last["train_loss"]), float(last["valid_loss"])
     print(
-        f"\nTo a result: {epochs} epoch{'s' * (epochs != 1)} of the package's path over "
+        f"\nTo a result: {epochs} epoch{'s' * (epochs != 1)} of the {name} path over "
         f"{len(dls.train.idxs):,} galaxies (fit_one_cycle, validation included) took {seconds:.1f} s; "
         f"final losses {train_loss:.4f} (train), {valid_loss:.4f} (valid).",
         flush=True,

@@ -41,59 +41,163 @@ def _data_info(args) -> None:
 
 
 def _prepare(args):
-    """Profile, galaxies and DataLoaders for train/demo, as a notebook's first cells make them."""
+    """Profile (with the command line's overrides), galaxies and DataLoaders for train/demo, as a notebook's first
+    cells make them. Under torchrun, this process's shard of the training galaxies (see distributed.py)."""
+    from dataclasses import replace
+
     from .config import apply_profile, get_profile
     from .dataloaders import galaxy_dls
     from .datasets import load_galaxies
+    from .distributed import rank, shard_dls, world_size
 
-    profile = apply_profile(get_profile("quick" if args.quick else None))
+    profile = get_profile("quick" if args.quick else None)
+    overrides = {
+        key: value
+        for key, value in (
+            ("seed", getattr(args, "seed", None)),
+            ("batch_size", getattr(args, "bs", None)),
+            ("lr", getattr(args, "lr", None)),
+            ("widths", getattr(args, "widths", None)),
+        )
+        if value is not None
+    }
+    profile = apply_profile(replace(profile, **overrides))
     data = load_galaxies(args.data, n=args.n or profile.n_images, seed=profile.seed)
-    print(f"{data!r}, profile {profile.name}")
-    dls = galaxy_dls(data, bs=profile.batch_size, seed=profile.seed)
+    if rank() == 0:
+        changed = ", ".join(f"{k} {v}" for k, v in overrides.items())
+        print(f"{data!r}, profile {profile.name}{' with ' + changed if changed else ''}")
+    if world_size() > 1:  # one process of several: its shard, on its own GPU (or the CPU)
+        if getattr(args, "device", None):
+            raise ValueError("--device is set by torchrun for each process (its own GPU); leave it out.")
+        dls = shard_dls(galaxy_dls(data, bs=profile.batch_size, seed=profile.seed, device="cpu"), rank(), world_size())
+    else:
+        dls = galaxy_dls(data, bs=profile.batch_size, seed=profile.seed, device=getattr(args, "device", None))
     return profile, data, dls
 
 
-def _fit(dls, objective: str, profile, epochs: int | None):
-    """A fresh model trained with `objective` for the profile's epochs (fastai's progress bar and table)."""
+def _fit(dls, objective: str, profile, epochs: int | None, args=None):
+    """A fresh model (or --resume's) trained with `objective` for the profile's epochs (fastai's bar and table),
+    with the command line's model and loss settings when args are given."""
     from .config import apply_profile
+    from .distributed import data_parallel
     from .learner import vae_learner
     from .models import ModelConfig
 
     apply_profile(profile)  # each model starts from the same seed, whatever was trained before it
-
-    learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr)
-    learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
+    options = _learner_options(args) if args is not None else {}
+    start = _resume_from(args, objective) if args is not None else None
+    config = start.config if start is not None else ModelConfig(widths=profile.widths)
+    learn = vae_learner(dls, objective=objective, config=config, lr=profile.lr, **options)
+    if start is not None:
+        learn.model.load_state_dict(start.state_dict())
+    with data_parallel(learn):
+        learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
     if getattr(learn, "nan_guard", None) is not None and learn.nan_guard.tripped:
         raise RuntimeError(f"Training the {objective} model stopped on a NaN loss; see the message above.")
     return learn
 
 
-def _train(args) -> None:
-    import csv
+def _learner_options(args) -> dict:
+    """vae_learner's keyword arguments from `galaxy-ae train`'s flags (those left out keep vae_learner's)."""
+    names = {"latent": "latent_size", "beta": "beta", "lam": "lam", "kernel": "kernel", "kl_warmup": "kl_warmup"}
+    return {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag, None) is not None}
 
+
+def _resume_from(args, objective: str):
+    """The model of `--resume CHECKPOINT` (None without it), checked against the other flags."""
+    from .models import checkpoint_info, load_checkpoint
+
+    path = getattr(args, "resume", None)
+    if path is None:
+        return None
+    model = load_checkpoint(path)
+    saved = checkpoint_info(path)
+    was = (saved.get("extra") or {}).get("objective")
+    if was is not None and was != objective:
+        raise ValueError(f"--resume {path} was trained as {was!r}; give --objective {was} to go on training it.")
+    for flag, ours in (("widths", tuple(model.config.widths)), ("latent", model.config.latent_size)):
+        given = getattr(args, flag, None)
+        if given is not None and (tuple(given) if flag == "widths" else given) != ours:
+            raise ValueError(f"--{flag} {given} differs from --resume {path}'s {ours}; leave --{flag} out to resume.")
+    return model
+
+
+def _train(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no window from a command line
     import matplotlib.pyplot as plt
 
+    from .distributed import rank
     from .learner import save_learner
     from .metrics import reconstruct_all
     from .plots import reconstruction_comparison, save_figure
 
+    if args.nproc > 1:
+        return _launch(args)
+    objective = args.objective or _saved_objective(args.resume) or "mmd"
     profile, data, dls = _prepare(args)
-    learn = _fit(dls, args.objective, profile, args.epochs)
+    learn = _fit(dls, objective, profile, args.epochs, args)
+    if rank():  # one of several processes: rank 0 writes the files
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    save_learner(learn, args.out / "model", extra={"data": data.name, "profile": profile.name})
-    with open(args.out / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", *learn.history[0]])
-        writer.writeheader()
-        writer.writerows({"epoch": epoch, **row} for epoch, row in enumerate(learn.history))
+    extra = {"data": data.name, "profile": profile.name}
+    if args.resume is not None:
+        extra["resumed_from"] = str(args.resume)
+    save_learner(learn, args.out / "model", extra=extra)
+    _write_history(learn, args.out / "history.csv")
     learn.recorder.plot_loss()
     save_figure(plt.gcf(), args.out / "loss.png")
     x, recon = reconstruct_all(learn.model, dls.valid, bs=64)
-    figure = reconstruction_comparison(x[:8], {args.objective.upper(): recon[:8]}, n=8)
+    figure = reconstruction_comparison(x[:8], {objective.upper(): recon[:8]}, n=8)
     save_figure(figure, args.out / "reconstructions.png")
     print(f"Saved model.pt/.json, history.csv, loss.png and reconstructions.png to {args.out}/")
+
+
+def _launch(args) -> None:
+    """`galaxy-ae train --nproc N ...`: the same command in N processes, started by torch's elastic launcher (what
+    `torchrun --standalone --nproc_per_node N` does), each on its own GPU, or on the CPU (gloo) without GPUs."""
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from .distributed import world_size
+
+    if world_size() > 1:
+        raise ValueError("--nproc: this process is already one of several (torchrun); leave --nproc out.")
+    if args.device:
+        raise ValueError("--nproc gives each process its own GPU; leave --device out.")
+    argv = [a for a in args.argv if a != "--nproc" and not a.startswith("--nproc=")]
+    if "--nproc" in args.argv:  # drop the value that followed it
+        i = args.argv.index("--nproc")
+        argv = args.argv[:i] + args.argv[i + 2 :]
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=args.nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",  # a free port, as torchrun --standalone
+        max_restarts=0,
+    )
+    elastic_launch(config, sys.executable)("-m", "galaxy_autoencoders.cli", *argv)
+
+
+def _saved_objective(path) -> str | None:
+    if path is None:
+        return None
+    from .models import checkpoint_info
+
+    return (checkpoint_info(path).get("extra") or {}).get("objective")
+
+
+def _write_history(learn, path: Path) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", *learn.history[0]])
+        writer.writeheader()
+        writer.writerows({"epoch": epoch, **row} for epoch, row in enumerate(learn.history))
 
 
 def _demo(args) -> None:
@@ -178,9 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path)
     info.set_defaults(func=_data_info)
 
-    train = commands.add_parser("train", help="train one autoencoder or VAE and save it")
-    train.add_argument("--objective", choices=("elbo", "mmd", "ae"), default="mmd", help="the loss (default mmd)")
+    train = commands.add_parser(
+        "train",
+        help="train one autoencoder or VAE and save it",
+        description="Train one model and save it with its history and figures. On N GPUs of one machine: "
+        "--nproc N (--bs is then the batch of all N together; see galaxy_autoencoders/distributed.py).",
+    )
+    train.add_argument(
+        "--objective",
+        choices=("elbo", "mmd", "ae"),
+        help="the loss (default: mmd, or --resume's checkpoint's objective)",
+    )
     train.add_argument("--out", type=Path, required=True, help="output folder (model, history, figures)")
+    _add_training_flags(train)
     pretrain = commands.add_parser(
         "pretrain", help="train a shipped model (ae, elbo, mmd or all) on 20,000 galaxies; resumable"
     )
@@ -203,6 +317,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_flags(train) -> None:
+    """What a user tunes, each with its default in --help (the profile's values are those of `quick`/`full`)."""
+    from .config import PROFILES
+    from .learner import vae_learner_defaults
+
+    d = vae_learner_defaults()
+    quick, full = PROFILES["quick"], PROFILES["full"]
+    train.add_argument("--latent", type=_positive_int, help=f"latent dimensions (default {d['latent_size']})")
+    train.add_argument("--beta", type=_non_negative, help="KL weight (default 1 for elbo, 0 for mmd)")
+    train.add_argument("--lam", type=_non_negative, help=f"MMD weight of the mmd objective (default {d['lam']:g})")
+    train.add_argument("--kernel", choices=("imq", "rbf"), help=f"MMD kernel (default {d['kernel']})")
+    train.add_argument(
+        "--kl-warmup", type=float, help="fraction of training over which the KL weight ramps up (default 0)"
+    )
+    train.add_argument("--lr", type=float, help=f"peak learning rate of fit_one_cycle (default {full.lr:g})")
+    train.add_argument(
+        "--bs",
+        type=_positive_int,
+        help=f"batch size (default: the profile's, {quick.batch_size} quick, {full.batch_size} full)",
+    )
+    train.add_argument(
+        "--widths",
+        type=_widths,
+        help=f"encoder channels, comma-separated (default: {_csv(quick.widths)} quick, {_csv(full.widths)} full)",
+    )
+    train.add_argument("--seed", type=int, help=f"seed of the split, the order and the weights (default {full.seed})")
+    train.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one, else the CPU)")
+    train.add_argument(
+        "--resume", type=Path, metavar="CHECKPOINT", help="go on training this saved model (its .pt/.json)"
+    )
+    train.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=1,
+        help="data-parallel over N processes, one per GPU (CPU processes where there is none) (default 1)",
+    )
+
+
+def _csv(values) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"give positive channel counts separated by commas, e.g. 16,32,64,128, not {text}"
+        )
+    return widths
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -214,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `galaxy-ae`; returns the exit status (0 ok, 1 failure, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a usage line on bad arguments
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -76,6 +76,9 @@ class GalaxyLoader:
         # A CPU generator, so the order and the symmetries are the same on every device.
         self.generator = torch.Generator().manual_seed(seed)
         self.index = dihedral_index(images.shape[-2], images.shape[-1]).to(images.device)
+        # When this loader is one process's shard of a training set (distributed.shard_dls): that whole set's
+        # mean image, so every process starts its decoder from the same colour as a single process would.
+        self.whole_mean_image: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -89,7 +92,10 @@ class GalaxyLoader:
     def mean_image(self) -> torch.Tensor:
         """The average of this loader's galaxies (stored orientation), in [0, 1]: float (C, H, W) on the CPU.
 
-        The trivial baseline: predicting it for every galaxy is what a model that learned nothing does."""
+        The trivial baseline: predicting it for every galaxy is what a model that learned nothing does. For a
+        shard of a training set, the whole set's (see `whole_mean_image`)."""
+        if self.whole_mean_image is not None:
+            return self.whole_mean_image
         total = torch.zeros(self.images.shape[1:], dtype=torch.float64)
         for chunk in self.idxs.split(4096):  # float copies of a chunk, not of the whole set
             total += self.images[chunk].double().sum(0).cpu()
@@ -133,6 +139,15 @@ class GalaxyLoader:
                 raise TypeError(f"GalaxyLoader.new() got an unknown setting {key!r}")
             setattr(dl, key, value)
         dl.generator = torch.Generator().manual_seed(dl.seed)
+        return dl
+
+    def subset(self, positions: torch.Tensor, **kwargs) -> GalaxyLoader:
+        """A loader over galaxies `positions` (0..n-1) of this one, holding copies of only those galaxies (one
+        process's shard in `distributed.shard_dls`), with some settings changed as in `new`."""
+        which = self.idxs[positions.to(self.idxs.device)]
+        dl = self.new(**kwargs)
+        dl.images, dl.labels = self.images[which], self.labels[which]
+        dl.idxs = torch.arange(len(which), device=self.images.device)
         return dl
 
     def one_batch(self):

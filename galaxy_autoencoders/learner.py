@@ -42,6 +42,7 @@ with warnings.catch_warnings():
     from fastai.learner import AvgSmoothLoss, Learner, Metric
     from fastai.torch_core import find_bs
 
+from .capture import CompileModel
 from .losses import (
     DEFAULT_LAM,
     DEFAULT_SCALES,
@@ -502,6 +503,7 @@ def vae_learner(
     perceptual_weight: float = 0.0,
     perceptual_pretrained: bool = True,
     nan_guard: bool = True,
+    compile: bool | None = None,
     cbs=None,
     **kwargs,
 ) -> Learner:
@@ -512,7 +514,7 @@ def vae_learner(
     KL weight ramps from 0 (0: no warm-up). config: model sizes (its kind is set from the objective);
     latent_size, when given, overrides config.latent_size. On CUDA, bf16 autocast and channels_last are added
     and the optimiser is `torch_adamw(fused=True)` (fastai's Adam arithmetic in one kernel) unless you pass
-    an opt_func.
+    an opt_func. compile: `capture.CompileModel` (torch.compile, CUDA graphs on CUDA); None means on CUDA only.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
@@ -552,6 +554,9 @@ def vae_learner(
     if nan_guard:
         callbacks.append(NaNGuard())
     callbacks += _cuda_speedups(dls)
+    on_cuda = torch.device(getattr(dls, "device", None) or "cpu").type == "cuda"
+    if compile or (compile is None and on_cuda):
+        callbacks.append(CompileModel())
     callbacks += list(cbs or [])
 
     # The caller's optimiser, else a faster equal of fastai's Adam where the device has one, else fastai's default.
@@ -578,6 +583,16 @@ def vae_learner(
         "perceptual_weight": perceptual_weight,
     }
     return learn
+
+
+def vae_learner_defaults() -> dict:
+    """vae_learner's default keyword arguments, {name: value} (the CLI's --help shows them)."""
+    import inspect
+
+    params = inspect.signature(vae_learner).parameters.items()
+    defaults = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
+    defaults["latent_size"] = ModelConfig().latent_size
+    return defaults
 
 
 def last_metrics(learn: Learner) -> dict[str, float]:

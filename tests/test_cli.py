@@ -103,3 +103,69 @@ def test_demo_writes_its_figures_gif_and_metrics(tmp_path, monkeypatch):
     assert (out / "latent_walk.gif").stat().st_size < 2_000_000
     for name in ("comparison.png", "traversal.png", "models/elbo.pt", "models/mmd.json"):
         assert (out / name).stat().st_size > 0
+
+
+def test_train_flags_reach_the_model_and_its_record(tmp_path, monkeypatch):
+    from galaxy_autoencoders.models import checkpoint_info
+
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    flags = ["--latent", "6", "--widths", "8,16,32,64", "--bs", "16", "--lr", "1e-3", "--seed", "3"]
+    flags += ["--beta", "0.5", "--kl-warmup", "0.2", "--device", "cpu", "--objective", "elbo"]
+    assert main(["train", "--quick", "--n", "96", "--epochs", "2", *flags, "--out", str(out)]) == 0
+    info = checkpoint_info(out / "model")
+    assert info["config"]["latent_size"] == 6 and info["config"]["widths"] == [8, 16, 32, 64]
+    extra = info["extra"]
+    assert (extra["objective"], extra["beta"], extra["kl_warmup"], extra["lr"]) == ("elbo", 0.5, 0.2, 1e-3)
+    # --resume goes on from the saved weights: its first epoch starts where the first run ended.
+    again = tmp_path / "again"
+    assert (
+        main(["train", "--quick", "--n", "96", "--epochs", "1", "--resume", str(out / "model"), "--out", str(again)])
+        == 0
+    )
+    first, resumed = checkpoint_info(out / "model")["extra"], checkpoint_info(again / "model")["extra"]
+    assert resumed["objective"] == "elbo" and resumed["resumed_from"] == str(out / "model")
+    fresh_first_epoch = float((out / "history.csv").read_text().splitlines()[1].split(",")[2])
+    assert resumed["metrics"]["valid_loss"] < fresh_first_epoch
+    assert first["metrics"]["valid_loss"] > 0
+
+
+def test_resume_refuses_other_sizes_or_objective(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    small = ["--quick", "--n", "96", "--epochs", "1", "--widths", "8,16,32,64", "--latent", "4"]
+    assert main(["train", *small, "--objective", "ae", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", *small, "--resume", str(out / "model"), "--latent", "5", "--out", str(tmp_path / "b")]) == 1
+    assert "--latent 5 differs from --resume" in capsys.readouterr().err
+    assert main(["train", *small[:-2], "--resume", str(out / "model"), "--objective", "mmd", "--out", "b"]) == 1
+    assert "was trained as 'ae'; give --objective ae" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_train_help_shows_every_flag_with_its_default():
+    done = _run("train", "--help")
+    text = " ".join(done.stdout.split())
+    for flag in ("--latent", "--beta", "--lam", "--kernel", "--lr", "--bs", "--widths", "--seed", "--device"):
+        assert flag in text
+    for default in ("(default 20)", "(default 100)", "(default imq)", "32 quick, 128 full", "(default 42)"):
+        assert default in text, default
+    assert "--kl-warmup" in text and "--resume CHECKPOINT" in text and "--nproc N" in text
+
+
+def test_train_on_two_processes_with_nproc(tmp_path):
+    pytest.importorskip("accelerate")
+    from galaxy_autoencoders.datasets import write_galaxy10
+    from galaxy_autoencoders.models import checkpoint_info
+
+    rng = np.random.default_rng(0)
+    write_galaxy10(tmp_path / "g.h5", rng.integers(0, 256, (128, 69, 69, 3), dtype=np.uint8), rng.integers(0, 10, 128))
+    cmd = [sys.executable, "-m", "galaxy_autoencoders.cli", "train", "--nproc", "2"]
+    cmd += ["--data", str(tmp_path / "g.h5"), "--quick", "--n", "128", "--epochs", "1"]
+    cmd += ["--widths", "8,16,32,64", "--bs", "16", "--objective", "ae", "--out", str(tmp_path / "run")]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert done.stdout.count("Saved model.pt") == 1, done.stdout  # rank 0 writes; rank 1 only trains
+    assert checkpoint_info(tmp_path / "run" / "model")["config"]["widths"] == [8, 16, 32, 64]
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 2

@@ -1,0 +1,57 @@
+"""`CompileModel`: the model's forward and backward passes compiled by `torch.compile`, as a fastai callback.
+
+Why: a small model on a big GPU is held back by the host, not the GPU. One batch of the quick VAE is about 330
+small kernels, each launched from Python, and the GPU waits between them. `torch.compile` fuses the kernels, and
+with mode="reduce-overhead" on CUDA it records the fused forward and backward as CUDA graphs: the host replays a
+whole pass with one call. The device-resident loader gives every training batch the same shape, which is what
+a recorded graph needs (validation's shorter last batch gets a graph of its own).
+
+The weights stay where they were: `nn.Module.compile` compiles in place, so `state_dict()` keys and checkpoints
+are the same as without it. The first batches of each shape (train, valid, valid's last) pay the compile time,
+tens of seconds; `benchmarks/throughput.py --to-result` counts it. The loss terms stay eager.
+
+`vae_learner` adds it on CUDA by default (`compile=None`); pass `compile=False` to train eagerly, or `True` to
+compile on a CPU too (inductor then needs a C++ compiler; it is slower to start than it saves on a short run).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see dataloaders.py)
+    from fastai.callback.core import Callback
+
+
+class CompileModel(Callback):
+    """Compile learn.model in place before fit: `mode` "reduce-overhead" (CUDA graphs) on CUDA, "default" elsewhere.
+
+    dynamic=False: one specialised graph per batch shape (at most three: train, valid, valid's last batch),
+    rather than a shape-generic one that CUDA graphs could not record as well. Before each batch on CUDA it marks
+    a new step for the CUDA-graph trees, so the previous batch's outputs may be reused.
+    """
+
+    order = 0  # before every callback that reads the model
+
+    def __init__(self, mode: str | None = None, backend: str = "inductor"):
+        self.mode, self.backend = mode, backend
+
+    def before_fit(self):
+        model = self.learn.model
+        self.on_cuda = next(model.parameters()).device.type == "cuda"
+        if not is_compiled(model):  # once per model, however many fits
+            mode = self.mode or ("reduce-overhead" if self.on_cuda else "default")
+            model.compile(mode=mode, backend=self.backend, dynamic=False)
+            model.compiled_mode = mode  # a plain attribute: not in state_dict(), so checkpoints do not change
+        self.graphs = self.on_cuda and (self.mode or "reduce-overhead") == "reduce-overhead"
+
+    def before_batch(self):
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """True once `CompileModel` has compiled model in place."""
+    return getattr(model, "compiled_mode", None) is not None
