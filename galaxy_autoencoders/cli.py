@@ -4,6 +4,7 @@
     galaxy-ae data galaxy10-sdss                                  download and verify Galaxy10 SDSS (200 MB)
     galaxy-ae data info galaxies.h5                               count, shape, classes of a file
     galaxy-ae train --data synthetic --objective mmd --epochs 5 --out runs/mmd   train one model
+    galaxy-ae encode --model pretrained:mmd --data cutouts/ --out latents.csv --figures   your galaxies' codes
     galaxy-ae demo                                                the main job: ELBO vs MMD (offline)
     galaxy-ae pretrain all --work DIR                             remake the shipped models (resumable)
 
@@ -37,7 +38,9 @@ def _data_fetch(args) -> None:
 def _data_info(args) -> None:
     from .datasets import describe
 
-    print(describe(args.path))
+    text = describe(args.path)
+    print(text)
+    return 1 if "\nnot loadable as it is:" in text else 0  # so that scripts can check
 
 
 def _prepare(args):
@@ -62,7 +65,9 @@ def _prepare(args):
         if value is not None
     }
     profile = apply_profile(replace(profile, **overrides))
-    data = load_galaxies(args.data, n=args.n or profile.n_images, seed=profile.seed)
+    by_name = args.data.strip().lower().replace("-", "_") in ("synthetic", "galaxy10_sdss", "galaxy10_decals")
+    # The profile's number of galaxies is for the datasets by name; your own files are read whole unless --n.
+    data = load_galaxies(args.data, n=args.n or (profile.n_images if by_name else None), seed=profile.seed)
     if rank() == 0:
         changed = ", ".join(f"{k} {v}" for k, v in overrides.items())
         print(f"{data!r}, profile {profile.name}{' with ' + changed if changed else ''}")
@@ -78,10 +83,13 @@ def _prepare(args):
 def _fit(dls, objective: str, profile, epochs: int | None, args=None):
     """A fresh model (or --resume's) trained with `objective` for the profile's epochs (fastai's bar and table),
     with the command line's model and loss settings when args are given."""
+    from fastai.callback.progress import ProgressCallback
+
     from .config import apply_profile
     from .distributed import data_parallel
     from .learner import vae_learner
     from .models import ModelConfig
+    from .progress import epoch_lines, interactive
 
     apply_profile(profile)  # each model starts from the same seed, whatever was trained before it
     options = _learner_options(args) if args is not None else {}
@@ -90,6 +98,8 @@ def _fit(dls, objective: str, profile, epochs: int | None, args=None):
     learn = vae_learner(dls, objective=objective, config=config, lr=profile.lr, **options)
     if start is not None:
         learn.model.load_state_dict(start.state_dict())
+    if not interactive():  # a log file or CI: one plain line per epoch, not the live bar's redraws
+        learn.remove_cb(ProgressCallback).add_cb(epoch_lines())
     with data_parallel(learn):
         learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
     if getattr(learn, "nan_guard", None) is not None and learn.nan_guard.tripped:
@@ -149,7 +159,8 @@ def _train(args) -> None:
     learn.recorder.plot_loss()
     save_figure(plt.gcf(), args.out / "loss.png")
     x, recon = reconstruct_all(learn.model, dls.valid, bs=64)
-    figure = reconstruction_comparison(x[:8], {objective.upper(): recon[:8]}, n=8)
+    n = min(8, len(x))  # a small set of your own may have fewer validation galaxies
+    figure = reconstruction_comparison(x[:n], {objective.upper(): recon[:n]}, n=n)
     save_figure(figure, args.out / "reconstructions.png")
     print(f"Saved model.pt/.json, history.csv, loss.png and reconstructions.png to {args.out}/")
 
@@ -248,6 +259,41 @@ def _demo(args) -> None:
     print(f"Wrote comparison.png, traversal.png, latent_walk.gif, metrics.json and the models to {args.out}/")
 
 
+def _encode(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from .catalogue import encode_catalogue, find_row, save_catalogue, show_neighbours, show_outliers
+    from .datasets import load_galaxies
+    from .plots import save_figure
+
+    model = _load_model(args.model)
+    data = load_galaxies(args.data, n=args.n)
+    print(f"{data!r}; model {args.model}")
+    catalogue = encode_catalogue(model, data)
+    save_catalogue(catalogue, args.out)
+    written = [args.out.name]
+    stem = args.out.with_suffix("")
+    if args.figures or args.neighbours_of is not None:
+        row = find_row(catalogue, args.neighbours_of or "0")
+        save_figure(show_neighbours(catalogue, data.images, row, k=args.k), f"{stem}_neighbours.png")
+        save_figure(show_outliers(catalogue, data.images, k=args.k), f"{stem}_outliers.png")
+        written += [f"{stem.name}_neighbours.png", f"{stem.name}_outliers.png"]
+    print(f"Wrote {', '.join(written)} ({len(catalogue)} galaxies, {catalogue.shape[1]} columns) to {args.out.parent}/")
+
+
+def _load_model(spec: str):
+    """--model: a checkpoint path (name.pt/.json) or pretrained:NAME (ae, elbo, mmd)."""
+    from .models import load_checkpoint
+
+    if spec.startswith("pretrained:"):
+        from .pretrained import load
+
+        return load(spec.split(":", 1)[1])
+    return load_checkpoint(spec)
+
+
 def _pretrain(args) -> None:
     from .pretrained import NAMES, WEIGHTS, train
 
@@ -304,6 +350,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pretrain.add_argument("--out", type=Path, help="where the final model goes (default: the package's weights/)")
     pretrain.set_defaults(func=_pretrain)
+    encode = commands.add_parser(
+        "encode",
+        help="write the latent catalogue of your galaxies (CSV or Parquet), with neighbours and outliers",
+        description="One row per galaxy: id (file name or index), latent means mu_*, sigmas sigma_* (VAEs), "
+        "recon_mse (an outlier score) and label where there is one.",
+    )
+    encode.add_argument("--model", required=True, help="a checkpoint (runs/x/model) or pretrained:NAME (ae, elbo, mmd)")
+    encode.add_argument(
+        "--data", required=True, help="your galaxies: a folder of PNG/JPEG cutouts, .npy/.npz, .h5, or a dataset name"
+    )
+    encode.add_argument("--out", type=Path, required=True, help="latents.csv, or latents.parquet (needs pyarrow)")
+    encode.add_argument("--n", type=_positive_int, help="a random subset of N galaxies (default: all)")
+    encode.add_argument("--figures", action="store_true", help="also draw OUT_neighbours.png and OUT_outliers.png")
+    encode.add_argument("--neighbours-of", metavar="ID", help="the galaxy whose neighbours to draw (default: row 0)")
+    encode.add_argument("--k", type=_positive_int, default=8, help="neighbours and outliers to draw (default 8)")
+    encode.set_defaults(func=_encode)
     demo = commands.add_parser("demo", help="train an ELBO-VAE and an MMD-VAE and compare them (offline)")
     demo.add_argument("--out", type=Path, default=Path("galaxy-ae-output"), help="output folder")
     for sub, func in ((train, _train), (demo, _demo)):
@@ -391,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits with status 2 and a usage line on bad arguments
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except KeyboardInterrupt:
         print("galaxy-ae: interrupted; files already written are complete (writes are atomic).", file=sys.stderr)
         return 130
@@ -401,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"galaxy-ae: error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

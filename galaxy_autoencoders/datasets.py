@@ -143,6 +143,12 @@ class Galaxies:
     params: dict[str, np.ndarray] | None
     name: str
     path: Path | None
+    ids: tuple[str, ...] | None = None  # each galaxy's file name or index (own cutouts, cutouts.read_cutouts)
+
+    @property
+    def labelled(self) -> bool:
+        """False for galaxies without labels (own cutouts): one class, "unlabelled"."""
+        return tuple(self.class_names) != ("unlabelled",)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -150,9 +156,10 @@ class Galaxies:
     def __repr__(self) -> str:
         # The default dataclass repr would print the arrays; a notebook wants the facts.
         params = f", params={sorted(self.params)}" if self.params else ""
+        classes = f"{len(self.class_names)} classes" if self.labelled else "unlabelled"
         return (
             f"Galaxies({self.name!r}: {len(self)} images {self.images.dtype} {tuple(self.images.shape[1:])}, "
-            f"{len(self.class_names)} classes{params})"
+            f"{classes}{params})"
         )
 
 
@@ -174,8 +181,8 @@ def load_galaxies(
     subset of n galaxies chosen by `seed`. download=False refuses to download a missing file.
     """
     key = _dataset_key(name)
-    if key is None:  # a path to a file of the user's
-        return read_galaxy10(Path(name).expanduser(), n=n, seed=seed)
+    if key is None:  # a path to a file or folder of the user's
+        return _read_path(Path(name).expanduser(), n=n, seed=seed)
     folder = _data_folder(data_dir)
     if key == "synthetic":
         galaxies = _load_synthetic(folder, n=SYNTHETIC_DEFAULT_N if n is None else n, seed=seed, progress=progress)
@@ -193,6 +200,21 @@ def load_galaxies(
     return galaxies
 
 
+def _read_path(path: Path, n: int | None, seed: int) -> Galaxies:
+    """A file in the Galaxy10 layout with read_galaxy10; anything else (folders of cutouts, arrays, HDF5 files
+    without labels or of another stamp size) with cutouts.read_cutouts, which converts and says so."""
+    from .cutouts import is_cutouts, read_cutouts
+
+    if not is_cutouts(path):
+        with _open_h5(path) as f:
+            images = f.get("images")
+            galaxy10 = "ans" in f and images is not None and images.shape[1:] == (STAMP, STAMP, 3)
+            galaxy10 = galaxy10 and images.dtype == np.uint8
+        if galaxy10:
+            return read_galaxy10(path, n=n, seed=seed)
+    return read_cutouts(path, n=n, seed=seed)
+
+
 def _dataset_key(name: str | os.PathLike) -> str | None:
     """The DATASETS key or "synthetic" for a name (CLI spellings with '-' too); None for a file path."""
     if isinstance(name, os.PathLike):
@@ -200,11 +222,11 @@ def _dataset_key(name: str | os.PathLike) -> str | None:
     key = name.strip().lower().replace("-", "_")
     if key == "synthetic" or key in DATASETS:
         return key
-    if Path(name).suffix.lower() in (".h5", ".hdf5", ".hdf") or Path(name).expanduser().exists():
+    if Path(name).suffix.lower() in (".h5", ".hdf5", ".hdf", ".npy", ".npz") or Path(name).expanduser().exists():
         return None
     raise ValueError(
         f"Unknown dataset {name!r}: use 'synthetic', {', '.join(repr(k) for k in DATASETS)}, "
-        "or the path to a .h5 file in the Galaxy10 layout."
+        "or the path to your galaxies: a .h5 file, a .npy/.npz array or a folder of PNG/JPEG cutouts."
     )
 
 
@@ -286,8 +308,20 @@ def write_galaxy10(
 
 
 def describe(path: str | os.PathLike) -> str:
-    """Text for `galaxy-ae data info PATH`: file, count, image shape/dtype, classes with counts, params."""
+    """Text for `galaxy-ae data info PATH`: file, count, image shape/dtype, classes with counts, params.
+
+    A file that cannot be loaded as it is gets a last line starting "not loadable as it is:" (and the CLI
+    exits 1). Folders, arrays and HDF5 files without labels or of another stamp size are described as
+    `load_galaxies` would load them (cutouts.read_cutouts)."""
     path = Path(path)
+    from .cutouts import is_cutouts
+
+    if is_cutouts(path):
+        return _describe_cutouts(path)
+    with _open_h5(path) as f:
+        own = "ans" not in f or ("images" in f and f["images"].shape[1:] != (STAMP, STAMP, 3))
+    if own:
+        return _describe_cutouts(path)
     with _open_h5(path) as f:
         lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
         _require_keys(f, path)
@@ -313,6 +347,26 @@ def describe(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+def _describe_cutouts(path: Path) -> str:
+    from .cutouts import read_cutouts
+
+    lines = [f"path: {path}"]
+    try:
+        galaxies = read_cutouts(path)
+    except (GalaxyDataError, ValueError, FileNotFoundError) as err:
+        return "\n".join([*lines, f"not loadable as it is: {err}"])
+    lines.append(f"images: {len(galaxies)} galaxies, loaded as uint8 {tuple(galaxies.images.shape)}")
+    if galaxies.labelled:
+        counts = np.bincount(galaxies.labels, minlength=len(galaxies.class_names))
+        lines.append(f"classes ({len(galaxies.class_names)}), index: name, count:")
+        lines += [
+            f"  {i}: {name} {count}" for i, (name, count) in enumerate(zip(galaxies.class_names, counts, strict=True))
+        ]
+    else:
+        lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
+    return "\n".join(lines)
+
+
 @contextmanager
 def _open_h5(path: Path) -> Iterator[h5py.File]:
     """Open path read-only, with a clear error when it is missing or not HDF5 at all."""
@@ -326,7 +380,16 @@ def _open_h5(path: Path) -> Iterator[h5py.File]:
             f"{path} is not an HDF5 file (an interrupted copy, or an HTML error page saved under this "
             "name?). Delete it and download it again; Galaxy10 files are HDF5 files with `images` and `ans`."
         )
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:  # HDF5's own words ("truncated file: eof = 3000, ...") do not name the file
+        reason = " ".join(str(err).split())
+        raise GalaxyDataError(
+            f"{path} could not be opened as HDF5 ({reason}). It is probably truncated or partly copied: copy "
+            "or download it again (a dataset by name, e.g. load_galaxies('galaxy10_sdss'), re-downloads it "
+            "once the broken file is deleted)."
+        ) from err
+    with f:
         yield f
 
 

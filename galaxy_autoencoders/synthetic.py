@@ -26,6 +26,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -305,6 +306,27 @@ def _total_colour(p: dict[str, float]) -> float:
     return -2.5 * math.log10(g)
 
 
+@contextmanager
+def _workers_skip_main():
+    """Start spawned workers without re-running the user's script in them.
+
+    A spawned worker first imports the parent's __main__ module (so that functions defined there can be sent to
+    it). A script that calls load_galaxies("synthetic") at top level, without `if __name__ == "__main__":`, would
+    then call it again in every worker, which may not start processes of its own: the workers die and the
+    parent waits. The workers only run `_render_chunk` of this module, so they need nothing from __main__:
+    while they start, __main__ does not say where it came from, and multiprocessing imports nothing for it.
+    """
+    main = sys.modules.get("__main__")
+    saved = {key: main.__dict__[key] for key in ("__file__", "__spec__") if main is not None and key in main.__dict__}
+    try:
+        for key in saved:
+            setattr(main, key, None) if key == "__spec__" else delattr(main, key)
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)
+
+
 def render_galaxies(
     n: int,
     seed: int = 0,
@@ -331,16 +353,19 @@ def render_galaxies(
     chunk = 64
     jobs = [(seed, start, labels[start : start + chunk]) for start in range(0, n, chunk)]
 
-    from tqdm.auto import tqdm
+    from .progress import Bar
 
-    bar = tqdm(total=n, desc="Rendering galaxies", unit="gal", disable=not progress)
+    bar = Bar(n, "Rendering galaxies", unit="galaxies", disable=not progress)
     results = []
     if workers > 1:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        # spawn, not fork: forking a process that already runs torch's thread pools can hang.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for images, params in pool.imap(_render_chunk, jobs):
+        # spawn, not fork: forking a process that already runs torch's thread pools can hang. An executor, not a
+        # Pool: a worker that dies makes it raise (BrokenProcessPool) where a Pool would wait for ever.
+        context = multiprocessing.get_context("spawn")
+        with _workers_skip_main(), ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for images, params in pool.map(_render_chunk, jobs):
                 results.append((images, params))
                 bar.update(len(images))
     else:

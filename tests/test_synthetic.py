@@ -115,3 +115,20 @@ def test_windows_gets_a_clear_error(monkeypatch):
     monkeypatch.setattr(synthetic.sys, "platform", "win32")
     with pytest.raises(RuntimeError, match="Windows"):
         synthetic.render_galaxies(4, progress=False)
+
+
+def test_a_script_without_a_main_guard_renders_and_does_not_hang(tmp_path):
+    # What most people write first: load_galaxies at the top level of a script, no `if __name__ == "__main__":`.
+    import subprocess
+    import sys
+
+    script = tmp_path / "first_try.py"
+    script.write_text(
+        "import sys\nfrom galaxy_autoencoders import load_galaxies\n"
+        "g = load_galaxies('synthetic', n=256, data_dir=sys.argv[1], progress=False)\nprint('loaded', len(g))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data")], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "loaded 256"  # rendered by 2 workers (n // 128), which ran nothing of the script
