@@ -319,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.set_defaults(func=_data_synthetic)
     for name, help_text in (
         ("galaxy10-sdss", "download and verify Galaxy10 SDSS (21,785 galaxies, 200 MB)"),
-        ("galaxy10-decals", "download, verify and downsample Galaxy10 DECaLS (17,736 galaxies, 2.5 GB)"),
+        (
+            "galaxy10-decals",
+            "download and verify Galaxy10 DECaLS (17,736 galaxies, 2.5 GB; loading it makes the 69x69 copy)",
+        ),
     ):
         fetch = data_commands.add_parser(name, help=help_text)
         fetch.add_argument("--data-dir", type=Path, help="folder to keep it in (default: $GALAXY_AE_DATA or data/)")

@@ -567,7 +567,7 @@ def vae_learner(
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
     # Per-batch reads back to the host: none but the bar's every HOST_SYNC_EVERY batches on a GPU (see above).
     learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
-    if learn._grab_cbs(ProgressCallback):  # fastai's default bar, unless the caller turned it off
+    if any(isinstance(cb, ProgressCallback) for cb in learn.cbs):  # fastai's default bar, unless turned off
         learn.remove_cb(ProgressCallback).add_cb(GPUFriendlyProgress())
     learn.objective = objective
     learn.history = []  # filled by the History callback, one dict per trained epoch

@@ -238,3 +238,56 @@ def test_a_uint8_tensor_is_drawn_with_its_own_values_not_clipped_to_one():
     nchw = torch.from_numpy(nhwc.transpose(0, 3, 1, 2).copy())
     np.testing.assert_array_equal(to_hwc_uint8(nchw), nhwc)
     np.testing.assert_array_equal(to_hwc_uint8(nchw.float() / 255), nhwc)
+
+
+# Properties that mutation testing (benchmarks/mutation_testing.py) found unguarded.
+
+
+def test_slerp_keeps_the_radius_of_codes_of_equal_length_and_hits_its_ends():
+    from galaxy_autoencoders.latent import interpolate
+
+    a = torch.tensor([3.0, 0.0, 0.0])
+    b = torch.tensor([0.0, 3.0, 0.0])  # orthogonal, both of length 3
+    path = interpolate(a, b, steps=5, method="spherical")
+    assert torch.allclose(path.norm(dim=1), torch.full((5,), 3.0), atol=1e-5)  # on the circle of radius 3
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
+    assert torch.allclose(path[2], torch.tensor([1.0, 1.0, 0.0]) * 3 / 2**0.5, atol=1e-5)  # 45 degrees
+    assert interpolate(a, b, steps=5, method="linear")[2].norm() < 2.2  # a straight line cuts inside
+    assert torch.equal(interpolate(a, b, steps=5, method="slerp"), path)  # the alias
+    # 60 degrees apart: the angle comes from the cosine of the two directions (dot / lengths).
+    c = torch.tensor([1.5, 3 * 3**0.5 / 2, 0.0])
+    middle = interpolate(a, c, steps=3, method="spherical")[1]
+    assert middle.norm() == pytest.approx(3.0, abs=1e-5)
+    assert torch.allclose(middle / 3, torch.tensor([3**0.5 / 2, 0.5, 0.0]), atol=1e-5)  # at 30 degrees
+
+
+def test_prior_codes_have_the_asked_shape():
+    from galaxy_autoencoders.latent import prior_codes
+
+    assert prior_codes(latent_size=7, n=5).shape == (5, 7)
+
+
+def test_per_galaxy_mse_is_each_galaxys_mean_squared_difference():
+    from galaxy_autoencoders.metrics import per_galaxy_mse
+
+    x = torch.zeros(2, 3, 4, 4)
+    recon = torch.zeros(2, 3, 4, 4)
+    recon[0] += 0.5  # galaxy 0: every value off by 0.5; galaxy 1: exact
+    x[1] += 0.25
+    recon[1] += 0.25
+    assert per_galaxy_mse(x, recon).tolist() == [0.25, 0.0]
+    assert per_galaxy_mse(recon, x).tolist() == [0.25, 0.0]  # symmetric
+    x[0] += 0.5  # equal to its reconstruction now: a sum (not a difference) would give 1.0
+    assert per_galaxy_mse(x, recon)[0] == 0.0
+
+
+def test_reconstruction_mse_of_a_plain_autoencoder():
+    from galaxy_autoencoders.metrics import reconstruction_mse
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(widths=(8, 16, 32, 64), latent_size=4, kind="ae")).eval()
+    images = np.random.default_rng(0).integers(0, 256, (6, 69, 69, 3), dtype=np.uint8)
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).float() / 255
+    with torch.no_grad():
+        expected = (model(x) - x).pow(2).mean().item()
+    assert reconstruction_mse(model, images, bs=4) == pytest.approx(expected, rel=1e-5)
