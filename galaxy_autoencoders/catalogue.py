@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .files import atomic_write
 from .metrics import _evaluating, per_galaxy_mse
 from .progress import iterate
 
@@ -101,21 +102,15 @@ def find_row(catalogue: pd.DataFrame, galaxy: str) -> int:
 def save_catalogue(catalogue: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write CSV, or Parquet when path ends in .parquet (needs pyarrow); atomically (a complete file or none)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        if path.suffix.lower() == ".parquet":
-            try:
-                catalogue.to_parquet(tmp, index=False)
-            except ImportError as err:
-                raise ImportError(
-                    f"Writing {path.name} needs pyarrow: `pip install pyarrow`, or end the name in .csv."
-                ) from err
-        else:
-            catalogue.to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401  (pandas' Parquet engine)
+        except ImportError as err:
+            raise ImportError(
+                f"Writing {path.name} needs pyarrow: `pip install pyarrow`, or end the name in .csv."
+            ) from err
+        return atomic_write(path, lambda tmp: catalogue.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: catalogue.to_csv(tmp, index=False, float_format="%.6g"))
 
 
 def show_neighbours(catalogue: pd.DataFrame, images, row: int, k: int = 8, ncols: int = 9):

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import atomic_write
+
 CHECKPOINT_FORMAT = "galaxy_autoencoders.checkpoint"
 CHECKPOINT_VERSION = 1
 LOGVAR_START = -4.0  # the log-variance head's starting bias (see VAE.__init__)
@@ -231,17 +233,6 @@ def _checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(path.name + ".pt"), path.with_name(path.name + ".json")
 
 
-def _atomic_write(target: Path, write) -> None:
-    """Call write(tmp_path), then rename onto target: a crash never leaves a half-written file at target."""
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(
     model: AutoEncoder | VAE, path: str | os.PathLike, extra: dict | None = None, half: bool = False
 ) -> Path:
@@ -266,8 +257,8 @@ def save_checkpoint(
     }
     text = json.dumps(meta, indent=2)  # before writing anything, so a non-JSON extra leaves no files
     # Weights first: a .json next to a .pt then always describes a complete weights file.
-    _atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
-    _atomic_write(json_path, lambda tmp: tmp.write_text(text + "\n"))
+    atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
+    atomic_write(json_path, lambda tmp: tmp.write_text(text + "\n"))
     return weights_path
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .display import image_grid, to_hwc_uint8
+from .files import atomic_write
 from .latent import (
     LatentStats,
     base_code,
@@ -335,15 +336,13 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 12) -> Pa
     palette = Image.fromarray(np.concatenate(list(sample), axis=0)).quantize(256, method=Image.Quantize.MEDIANCUT)
     pictures = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     frame_ms = 10 * max(1, round(100 / fps))  # GIF stores delays in hundredths of a second
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.gif")
-    try:
-        # Pillow stores only the rectangle that changed from the previous frame, which keeps a slow walk small.
-        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    # Pillow stores only the rectangle that changed from the previous frame, which keeps a slow walk small.
+    return atomic_write(
+        path,
+        lambda tmp: pictures[0].save(
+            tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0
+        ),
+    )
 
 
 def save_latent_walk_gif(
@@ -359,12 +358,5 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     if not path.suffix:
         raise ValueError(f"save_figure needs a file name with a format suffix such as .png; got {str(path)!r}.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder, so os.replace is a rename; a crash mid-write leaves the old file (or none), never half a PNG.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:].lower(), bbox_inches="tight", pad_inches=0.05)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    fmt = path.suffix[1:].lower()
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight", pad_inches=0.05))
