@@ -189,6 +189,7 @@ def test_latent_stats_agree_with_encode_all_and_the_kl(galaxies):
     assert stats.std.min() > 0 and not torch.allclose(stats.std, torch.ones_like(stats.std), atol=1e-3)
     kl = kl_per_dimension(model, images)
     assert stats.order.tolist() == torch.argsort(kl, descending=True, stable=True).tolist()
+    torch.testing.assert_close(stats.kl, kl)  # and the ranking's numbers come with it
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -291,3 +292,32 @@ def test_reconstruction_mse_of_a_plain_autoencoder():
     with torch.no_grad():
         expected = (model(x) - x).pow(2).mean().item()
     assert reconstruction_mse(model, images, bs=4) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_latent_walk_passes_through_its_keys_on_a_symmetric_catmull_rom_curve():
+    from galaxy_autoencoders.latent import closed_loop
+
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])  # a square's corners on a circle
+    path = closed_loop(keys, n_frames=8).double()
+    assert torch.allclose(path[::2], keys.double())  # every second frame is a key, in order
+    # Halfway from key 1 to key 2, a Catmull-Rom spline is at (-p0 + 9 p1 + 9 p2 - p3) / 16.
+    p0, p1, p2, p3 = keys[0], keys[1], keys[2], keys[3]
+    assert torch.allclose(path[3], ((-p0 + 9 * p1 + 9 * p2 - p3) / 16).double(), atol=1e-6)
+    # and the loop closes: halfway from the last key back to the first, by the same rule
+    assert torch.allclose(path[7], ((-p2 + 9 * p3 + 9 * p0 - p1) / 16).double(), atol=1e-6)
+
+
+def test_bootstrap_difference_is_a_minus_b_with_an_interval_around_it():
+    from galaxy_autoencoders.metrics import bootstrap_difference
+
+    rng = np.random.default_rng(0)
+    b = rng.normal(1.0, 0.1, 500)
+    a = b + 0.02 + rng.normal(0, 0.01, 500)  # a is larger by 0.02 per pair
+    d = bootstrap_difference(a, b)
+    assert d["mean"] == pytest.approx(0.02, abs=0.002) and d["low"] < 0.02 < d["high"]
+    assert 0 < d["low"] and d["high"] - d["low"] < 0.005  # 500 pairs: a narrow interval that excludes 0
+    assert bootstrap_difference(b, a)["mean"] == pytest.approx(-d["mean"])
+    with pytest.raises(ValueError):
+        bootstrap_difference(a[:1], b[:1])  # one pair has no spread to resample
+    with pytest.raises(ValueError):
+        bootstrap_difference(a.reshape(50, 10), b.reshape(50, 10))
