@@ -355,6 +355,11 @@ def _describe_cutouts(path: Path) -> str:
         galaxies = read_cutouts(path)
     except (GalaxyDataError, ValueError, FileNotFoundError) as err:
         return "\n".join([*lines, f"not loadable as it is: {err}"])
+    stored = _stored_shape(path)
+    if stored is not None and stored[1:] != (STAMP, STAMP, 3):
+        lines.append(f"stored: images {stored}, resized on loading")
+        if stored[1:3] == (256, 256):
+            lines.append("(Galaxy10 DECaLS by name, load_galaxies('galaxy10_decals'), keeps its own 69x69 copy)")
     lines.append(f"images: {len(galaxies)} galaxies, loaded as uint8 {tuple(galaxies.images.shape)}")
     if galaxies.labelled:
         counts = np.bincount(galaxies.labels, minlength=len(galaxies.class_names))
@@ -365,6 +370,14 @@ def _describe_cutouts(path: Path) -> str:
     else:
         lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
     return "\n".join(lines)
+
+
+def _stored_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of an HDF5 file's `images` (None for folders, arrays and files without them)."""
+    if path.is_dir() or path.suffix.lower() in (".npy", ".npz"):
+        return None
+    with _open_h5(path) as f:
+        return tuple(f["images"].shape) if "images" in f else None
 
 
 @contextmanager

@@ -550,10 +550,11 @@ def test_describe_mentions_count_classes_and_params(tmp_path):
     assert "sersic_n" in text
 
 
-def test_describe_reports_problem_instead_of_crashing(tmp_path):
+def test_describe_says_a_file_of_another_stamp_size_is_resized(tmp_path):
     path = write_raw(tmp_path / "big.h5", images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(2, np.uint8))
     text = describe(path)
-    assert "(2, 256, 256, 3)" in text and "galaxy10_decals" in text
+    assert "stored: images (2, 256, 256, 3), resized on loading" in text and "galaxy10_decals" in text
+    assert "loaded as uint8 (2, 69, 69, 3)" in text
 
 
 def _images(shape, dtype=np.uint8):
