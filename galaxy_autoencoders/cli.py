@@ -108,21 +108,36 @@ def _fit(dls, objective: str, profile, epochs: int | None, args=None):
 
 
 def _learner_options(args) -> dict:
-    """vae_learner's keyword arguments from `galaxy-ae train`'s flags (those left out keep vae_learner's)."""
+    """vae_learner's keyword arguments from `galaxy-ae train`'s flags; those left out keep --resume's checkpoint's
+    settings, else vae_learner's defaults."""
     names = {"latent": "latent_size", "beta": "beta", "lam": "lam", "kernel": "kernel", "kl_warmup": "kl_warmup"}
-    return {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag, None) is not None}
+    options = {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag, None) is not None}
+    if getattr(args, "resume", None) is not None:
+        saved = _saved_extra(args.resume)
+        for key in ("beta", "lam", "kernel", "kl_warmup"):
+            if key not in options and saved.get(key) is not None:
+                options[key] = saved[key]
+    return options
+
+
+def _saved_extra(spec: str) -> dict:
+    """The trainer's record (objective, beta, lam, ...) of a checkpoint path or pretrained:NAME."""
+    from .models import checkpoint_info
+
+    if spec.startswith("pretrained:"):
+        from .pretrained import WEIGHTS
+
+        spec = str(WEIGHTS / spec.split(":", 1)[1])
+    return checkpoint_info(spec).get("extra") or {}
 
 
 def _resume_from(args, objective: str):
     """The model of `--resume CHECKPOINT` (None without it), checked against the other flags."""
-    from .models import checkpoint_info, load_checkpoint
-
     path = getattr(args, "resume", None)
     if path is None:
         return None
-    model = load_checkpoint(path)
-    saved = checkpoint_info(path)
-    was = (saved.get("extra") or {}).get("objective")
+    model = _load_model(path)
+    was = _saved_extra(path).get("objective")
     if was is not None and was != objective:
         raise ValueError(f"--resume {path} was trained as {was!r}; give --objective {was} to go on training it.")
     for flag, ours in (("widths", tuple(model.config.widths)), ("latent", model.config.latent_size)):
@@ -178,6 +193,12 @@ def _launch(args) -> None:
         raise ValueError("--nproc: this process is already one of several (torchrun); leave --nproc out.")
     if args.device:
         raise ValueError("--nproc gives each process its own GPU; leave --device out.")
+    import torch
+
+    if torch.cuda.is_available() and args.nproc > torch.cuda.device_count():
+        raise ValueError(
+            f"--nproc {args.nproc}: this machine has {torch.cuda.device_count()} GPU(s); one process each."
+        )
     argv = [a for a in args.argv if a != "--nproc" and not a.startswith("--nproc=")]
     if "--nproc" in args.argv:  # drop the value that followed it
         i = args.argv.index("--nproc")
@@ -195,11 +216,7 @@ def _launch(args) -> None:
 
 
 def _saved_objective(path) -> str | None:
-    if path is None:
-        return None
-    from .models import checkpoint_info
-
-    return (checkpoint_info(path).get("extra") or {}).get("objective")
+    return None if path is None else _saved_extra(path).get("objective")
 
 
 def _write_history(learn, path: Path) -> None:
@@ -407,10 +424,14 @@ def _add_training_flags(train) -> None:
         type=_widths,
         help=f"encoder channels, comma-separated (default: {_csv(quick.widths)} quick, {_csv(full.widths)} full)",
     )
-    train.add_argument("--seed", type=int, help=f"seed of the split, the order and the weights (default {full.seed})")
+    train.add_argument(
+        "--seed",
+        type=int,
+        help=f"seed of the galaxies drawn, the split, the order and the weights (default {full.seed})",
+    )
     train.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one, else the CPU)")
     train.add_argument(
-        "--resume", type=Path, metavar="CHECKPOINT", help="go on training this saved model (its .pt/.json)"
+        "--resume", metavar="CHECKPOINT", help="go on training this saved model (its .pt/.json, or pretrained:NAME)"
     )
     train.add_argument(
         "--nproc",

@@ -138,6 +138,10 @@ def to_stamps(images, where: str) -> np.ndarray:
 
     Prints one line for each kind of change it makes; refuses what it cannot convert, naming `where`."""
     if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] in (3, 4):
+            raise GalaxyDataError(
+                f"{where}: one image of shape {images.shape}? Give a stack (N, H, W, 3), e.g. images[None] for one."
+            )
         images = _channels_last(images, where)
         if images.ndim not in (3, 4):
             raise GalaxyDataError(

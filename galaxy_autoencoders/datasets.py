@@ -319,9 +319,10 @@ def describe(path: str | os.PathLike) -> str:
     if is_cutouts(path):
         return _describe_cutouts(path)
     with _open_h5(path) as f:
-        own = "ans" not in f or ("images" in f and f["images"].shape[1:] != (STAMP, STAMP, 3))
-    if own:
-        return _describe_cutouts(path)
+        images = f.get("images")
+        galaxy10 = "ans" in f and images is not None and images.shape[1:] == (STAMP, STAMP, 3)
+        if images is not None and not (galaxy10 and images.dtype == np.uint8):
+            return _describe_stored(f, path)
     with _open_h5(path) as f:
         lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
         _require_keys(f, path)
@@ -347,6 +348,29 @@ def describe(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+def _describe_stored(f: h5py.File, path: Path) -> str:
+    """An HDF5 file that loading converts (another size or dtype, or no labels), from its shapes alone: reading
+    and resizing every image (the 2.5 GB DECaLS original) only to describe it would take minutes."""
+    images = f["images"]
+    lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
+    lines.append(f"stored: images {tuple(images.shape)} {images.dtype}; loading converts them to uint8 (N, 69, 69, 3)")
+    if images.shape[1:3] == (256, 256):
+        lines.append("(Galaxy10 DECaLS by name, load_galaxies('galaxy10_decals'), keeps its own 69x69 copy)")
+    if len(images.shape) not in (3, 4):
+        lines.append(f"not loadable as it is: images of shape {tuple(images.shape)}; expected (N, H, W[, 3])")
+    elif "ans" in f:
+        names = _class_names(f, path, None)
+        try:
+            check_labels(f["ans"][:], images.shape[0], len(names), str(path))
+        except GalaxyDataError as err:
+            lines.append(f"not loadable as it is: {err}")
+        else:
+            lines.append(f"labels: {images.shape[0]} in {len(names)} classes")
+    else:
+        lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
+    return "\n".join(lines)
+
+
 def _describe_cutouts(path: Path) -> str:
     from .cutouts import read_cutouts
 
@@ -355,11 +379,6 @@ def _describe_cutouts(path: Path) -> str:
         galaxies = read_cutouts(path)
     except (GalaxyDataError, ValueError, FileNotFoundError) as err:
         return "\n".join([*lines, f"not loadable as it is: {err}"])
-    stored = _stored_shape(path)
-    if stored is not None and stored[1:] != (STAMP, STAMP, 3):
-        lines.append(f"stored: images {stored}, resized on loading")
-        if stored[1:3] == (256, 256):
-            lines.append("(Galaxy10 DECaLS by name, load_galaxies('galaxy10_decals'), keeps its own 69x69 copy)")
     lines.append(f"images: {len(galaxies)} galaxies, loaded as uint8 {tuple(galaxies.images.shape)}")
     if galaxies.labelled:
         counts = np.bincount(galaxies.labels, minlength=len(galaxies.class_names))
@@ -370,14 +389,6 @@ def _describe_cutouts(path: Path) -> str:
     else:
         lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
     return "\n".join(lines)
-
-
-def _stored_shape(path: Path) -> tuple[int, ...] | None:
-    """The shape of an HDF5 file's `images` (None for folders, arrays and files without them)."""
-    if path.is_dir() or path.suffix.lower() in (".npy", ".npz"):
-        return None
-    with _open_h5(path) as f:
-        return tuple(f["images"].shape) if "images" in f else None
 
 
 @contextmanager

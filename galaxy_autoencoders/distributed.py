@@ -15,8 +15,8 @@ What each process does (see `data_parallel`):
 
 The gradient of a batch split this way is the gradient of the whole batch (the losses are means over the
 batch), so N processes train what one would with the same batches. `tests/test_distributed.py` checks that
-with two CPU processes on the gloo backend. Worth it when an epoch takes long: bigger images (DECaLS at full
-size), or hundreds of thousands of galaxies. For Galaxy10 SDSS one GPU is faster: the model is small, and the
+with two CPU processes on the gloo backend. Worth it when an epoch takes long: hundreds of thousands
+of galaxies. For Galaxy10 SDSS one GPU is faster: the model is small, and the
 gradient exchange after each batch would cost more than the batch.
 """
 
@@ -69,7 +69,9 @@ def shard_dls(dls, rank: int, world_size: int, device=None) -> DataLoaders:
     per_shard = train.n // world_size
     if per_shard < train.bs // world_size:
         raise ValueError(f"{train.n} training galaxies are too few for {world_size} shards of batches of {train.bs}.")
-    shard = train.subset(torch.arange(rank, per_shard * world_size, world_size), bs=train.bs // world_size)
+    # Its own seed: each shard shuffles and flips its galaxies independently of the others.
+    positions = torch.arange(rank, per_shard * world_size, world_size)
+    shard = train.subset(positions, bs=train.bs // world_size, seed=train.seed + rank)
     shard.whole_mean_image = train.mean_image()  # the decoder starts from the whole set's colour in every process
     device = torch.device(device) if device is not None else process_device()
     out = DataLoaders(shard.to(device), valid.subset(torch.arange(valid.n)).to(device), device=device)

@@ -346,7 +346,13 @@ class NaNGuard(Callback):
             self._check(snapshot=False)
 
     def _check(self, snapshot: bool):
-        all_finite = bool(self.finite)  # the one read back from the device
+        finite = self.finite
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Data-parallel: stop in every process or in none, or the others would wait in the next gradient
+            # exchange for ever. One number per check, the smallest "finite" of all processes.
+            finite = torch.as_tensor(finite, dtype=torch.float32).clone()
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        all_finite = bool(finite)  # the one read back from the device
         first, n = self.first_unchecked, self.n_unchecked
         self.finite, self.first_unchecked, self.n_unchecked = None, None, 0
         if all_finite:
@@ -555,7 +561,10 @@ def vae_learner(
         callbacks.append(NaNGuard())
     callbacks += _cuda_speedups(dls)
     on_cuda = torch.device(getattr(dls, "device", None) or "cpu").type == "cuda"
-    if compile or (compile is None and on_cuda):
+    # Not under data-parallel training by default: compiled CUDA graphs inside DDP have not been measured here.
+    from .distributed import world_size
+
+    if compile or (compile is None and on_cuda and world_size() == 1):
         callbacks.append(CompileModel())
     callbacks += list(cbs or [])
 

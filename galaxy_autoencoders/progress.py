@@ -68,6 +68,10 @@ def epoch_lines():
             self.learn.logger = _quiet  # the Recorder's own printing of each row as a raw list
 
         def after_epoch(self):
+            from .distributed import rank
+
+            if rank():  # one log, rank 0's
+                return
             names = [n for n in self.learn.recorder.metric_names[1:] if n != "time"]
             values = self.learn.recorder.log[1 : 1 + len(names)]
             row = ", ".join(f"{n} {float(v):.4f}" for n, v in zip(names, values, strict=False) if v is not None)

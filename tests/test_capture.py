@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_autoencoders.capture import CompileModel, is_compiled
+from galaxy_autoencoders.capture import CompileModel
 from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.learner import save_learner, vae_learner
 from galaxy_autoencoders.models import ModelConfig, load_checkpoint
@@ -40,8 +40,9 @@ def eager_and_compiled():
 
 def test_compiled_training_matches_eager_within_a_thousandth(eager_and_compiled):
     eager, compiled, stats = eager_and_compiled
-    assert not is_compiled(eager.model) and is_compiled(compiled.model)
     assert stats.get("unique_graphs", 0) >= 2  # train and eval forward went through the compiler
+    # and only during fit: afterwards the model runs its own forward (no compile per new inference shape)
+    assert "forward" not in compiled.model.__dict__
     # Same batches, same eps, same weights at the start: only the order of floating-point sums differs.
     for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
         assert compiled.history[-1][column] == pytest.approx(eager.history[-1][column], rel=1e-3), column

@@ -138,7 +138,10 @@ def test_resume_refuses_other_sizes_or_objective(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["train", *small, "--resume", str(out / "model"), "--latent", "5", "--out", str(tmp_path / "b")]) == 1
     assert "--latent 5 differs from --resume" in capsys.readouterr().err
-    assert main(["train", *small[:-2], "--resume", str(out / "model"), "--objective", "mmd", "--out", "b"]) == 1
+    assert (
+        main(["train", *small[:-2], "--resume", str(out / "model"), "--objective", "mmd", "--out", str(tmp_path / "b")])
+        == 1
+    )
     assert "was trained as 'ae'; give --objective ae" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
@@ -163,7 +166,8 @@ def test_train_on_two_processes_with_nproc(tmp_path):
     cmd = [sys.executable, "-m", "galaxy_autoencoders.cli", "train", "--nproc", "2"]
     cmd += ["--data", str(tmp_path / "g.h5"), "--quick", "--n", "128", "--epochs", "1"]
     cmd += ["--widths", "8,16,32,64", "--bs", "16", "--objective", "ae", "--out", str(tmp_path / "run")]
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    # CPU processes on gloo, also on a machine with GPUs (one GPU would be too few for two processes)
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert done.stdout.count("Saved model.pt") == 1, done.stdout  # rank 0 writes; rank 1 only trains

@@ -197,3 +197,9 @@ def test_training_on_a_folder_logs_plain_lines_per_epoch(tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"] and "valid_loss" in lines[0]
     assert "unlabelled" in done.stdout and (tmp_path / "run" / "model.pt").exists()
+
+
+def test_one_image_instead_of_a_stack_is_refused_with_the_fix(tmp_path):
+    np.save(tmp_path / "one.npy", RNG.integers(0, 256, (69, 69, 3), dtype=np.uint8))
+    with pytest.raises(GalaxyDataError, match=r"one image of shape \(69, 69, 3\)\? Give a stack"):
+        load_galaxies(tmp_path / "one.npy")

@@ -553,8 +553,8 @@ def test_describe_mentions_count_classes_and_params(tmp_path):
 def test_describe_says_a_file_of_another_stamp_size_is_resized(tmp_path):
     path = write_raw(tmp_path / "big.h5", images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(2, np.uint8))
     text = describe(path)
-    assert "stored: images (2, 256, 256, 3), resized on loading" in text and "galaxy10_decals" in text
-    assert "loaded as uint8 (2, 69, 69, 3)" in text
+    assert "stored: images (2, 256, 256, 3) uint8; loading converts them to uint8 (N, 69, 69, 3)" in text
+    assert "galaxy10_decals" in text and "labels: 2 in 10 classes" in text
 
 
 def _images(shape, dtype=np.uint8):
