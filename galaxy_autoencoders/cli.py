@@ -153,7 +153,7 @@ def _train(args) -> None:
     matplotlib.use("Agg")  # files only; no window from a command line
     import matplotlib.pyplot as plt
 
-    from .distributed import rank
+    from .distributed import finish, rank
     from .learner import save_learner
     from .metrics import reconstruct_all
     from .plots import reconstruction_comparison, save_figure
@@ -163,6 +163,7 @@ def _train(args) -> None:
     objective = args.objective or _saved_objective(args.resume) or "mmd"
     profile, data, dls = _prepare(args)
     learn = _fit(dls, objective, profile, args.epochs, args)
+    finish()  # leave the process group (if any) before writing: the rest is rank 0's alone
     if rank():  # one of several processes: rank 0 writes the files
         return
     args.out.mkdir(parents=True, exist_ok=True)

@@ -113,3 +113,11 @@ def data_parallel(learn):
     finally:
         learn.remove_cb(trainer)
         learn.add_cbs(removed)
+
+
+def finish() -> None:
+    """End this process's part in the process group (after training), so that it exits cleanly: a process that
+    exits with the group still open can abort in gloo's threads ("terminate called without an active exception")."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

@@ -12,7 +12,7 @@ import torch
 from fastai.callback.core import Callback
 
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.distributed import data_parallel, rank, shard_dls, world_size
+from galaxy_autoencoders.distributed import data_parallel, finish, rank, shard_dls, world_size
 from galaxy_autoencoders.learner import vae_learner
 from galaxy_autoencoders.models import ModelConfig
 
@@ -51,3 +51,4 @@ info = {"world_size": world_size(), "batches": len(dls.train), "bs": dls.train.b
 info["history"] = learn.history
 with open(f"{out}.rank{rank()}.json", "w") as f:
     json.dump(info, f)
+finish()  # leave the process group, so the process exits cleanly
