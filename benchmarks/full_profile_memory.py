@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     from fastai.callback.core import Callback, CancelTrainException
 
     from galaxy_autoencoders.config import apply_profile, get_profile
+    from galaxy_autoencoders.data import load_galaxies
     from galaxy_autoencoders.dataloaders import galaxy_dls
-    from galaxy_autoencoders.datasets import load_galaxies
-    from galaxy_autoencoders.learner import vae_learner
     from galaxy_autoencoders.metrics import encode_all, evaluate, reconstruct_all
     from galaxy_autoencoders.models import ModelConfig
+    from galaxy_autoencoders.training import vae_learner
 
     profile = apply_profile(get_profile("full"))
     report("imports", start)

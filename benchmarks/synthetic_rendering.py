@@ -14,7 +14,7 @@ import os
 import platform
 import time
 
-from galaxy_autoencoders.synthetic import render_galaxies
+from galaxy_autoencoders.data.synthetic import render_galaxies
 
 
 def main() -> None:

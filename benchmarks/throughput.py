@@ -59,9 +59,9 @@ with warnings.catch_warnings():
 
 from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
-from galaxy_autoencoders.learner import torch_adamw, vae_learner
 from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
+from galaxy_autoencoders.training import torch_adamw, vae_learner
 
 PATHS = ("package", "eager", "plain", "per-item", "datablock")
 OPTIONAL_PATHS = ("fastai-adam",)
@@ -250,10 +250,10 @@ def _package(images, labels, bs, config, device, opt_func=None, compile=None) ->
 
 
 def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
-    """One MMD-VAE step on x (B, 3, 69, 69) float in [0, 1]: what VAELoss + MMDCallback compute, by hand."""
+    """One MMD-VAE step on x (B, 3, 69, 69) float in [0, 1]: what training.Objective computes, by hand."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         recon, mu, _ = model(x)
-    mu = mu.float()  # (B, L); the kernels run in float32, as MMDCallback's do
+    mu = mu.float()  # (B, L); the kernels run in float32, as the objective's do
     loss = reconstruction_loss(recon.float(), x) + DEFAULT_LAM * mmd(mu, torch.randn_like(mu))
     opt.zero_grad(set_to_none=True)
     loss.backward()

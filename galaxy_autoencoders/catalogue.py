@@ -14,6 +14,7 @@ one galaxy and the worst-reconstructed galaxies as grids.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import pandas as pd
 import torch
 
 from .files import atomic_write
-from .metrics import _evaluating, per_galaxy_mse
+from .inference import outputs
+from .metrics import per_galaxy_mse
 from .progress import iterate
 
 
@@ -32,23 +34,14 @@ def encode_catalogue(model: torch.nn.Module, galaxies, bs: int = 256, progress: 
     progress: a bar over the batches (None: only for more than 20 batches); a plain line every 10% when the
     output is not a terminal."""
     images = galaxies.images if hasattr(galaxies, "images") else np.asarray(galaxies)
-    device = next(model.parameters()).device
-    starts = range(0, len(images), bs)
+    n_batches = math.ceil(len(images) / bs)
+    show = n_batches > 20 if progress is None else progress
     mus, sigmas, errors = [], [], []
-    with _evaluating(model):
-        for start in iterate(
-            starts, "Encoding", show=len(starts) > 20 if progress is None else progress, unit="batches"
-        ):
-            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + bs].transpose(0, 3, 1, 2)))
-            x = chunk.to(device).float().div_(255)
-            out = model(x)
-            if isinstance(out, tuple):  # VAE: (recon, mu, logvar); in eval mode recon decodes mu
-                recon, mu, logvar = out
-                sigmas.append(torch.exp(0.5 * logvar).float().cpu())
-            else:
-                recon, mu = out, model.encode(x)
-            mus.append(mu.float().cpu())
-            errors.append(per_galaxy_mse(x.cpu(), recon.float().cpu()))
+    for x, recon, mu, logvar in iterate(outputs(model, images, bs), "Encoding", show=show, total=n_batches):
+        if logvar is not None:  # a VAE
+            sigmas.append(torch.exp(0.5 * logvar).float().cpu())
+        mus.append(mu.float().cpu())
+        errors.append(per_galaxy_mse(x.cpu(), recon.float().cpu()))
     mu = torch.cat(mus).numpy()
     columns = {"id": list(_ids(galaxies, len(images)))}
     columns |= {f"mu_{j}": mu[:, j] for j in range(mu.shape[1])}

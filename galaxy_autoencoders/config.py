@@ -72,6 +72,25 @@ def apply_profile(profile: Profile) -> Profile:
     return profile
 
 
+def notebook_setup(name: str | None = None) -> Profile:
+    """The settings cell of every notebook: the profile (`get_profile(name)`), applied (seeds, threads) and
+    printed; figures at 72 dpi, galaxies drawn as JPEG so the stored notebook stays small. Returns the profile."""
+    import matplotlib.pyplot as plt
+
+    profile = apply_profile(get_profile(name))
+    plt.rcParams["figure.dpi"] = 72
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # not in Jupyter: nothing to configure
+        shell = None
+    if shell is not None:
+        shell.run_line_magic("config", 'InlineBackend.figure_formats = ["jpeg"]')
+    print(profile)
+    return profile
+
+
 def data_dir() -> Path:
     """Cache folder: $GALAXY_AE_DATA, else `data/` of a source checkout, else the user cache directory."""
     env = os.environ.get(DATA_ENV)
@@ -83,3 +102,13 @@ def data_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "galaxy_autoencoders"
+
+
+def world_size() -> int:
+    """How many processes train together: WORLD_SIZE as torchrun or `accelerate launch` sets it (1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    """This process's number, 0 to world_size() - 1 (0 when not launched by torchrun)."""
+    return int(os.environ.get("RANK", "0"))

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
 
-with warnings.catch_warnings():
-    # fastai 2.8 still uses torch.jit.script, which torch >= 2.9 warns about on import: a note for fastai's
-    # maintainers, not for students (and its file path would clutter every notebook).
-    warnings.simplefilter("ignore", FutureWarning)
-    from fastai.data.core import DataLoaders
-    from fastai.torch_core import default_device
-
-from .datasets import check_images, check_labels
+from ._fastai import DataLoaders, default_device
+from .data.checks import check_images, check_labels
 
 
 def dihedral_index(height: int, width: int) -> torch.Tensor:
@@ -79,11 +72,17 @@ class GalaxyLoader:
         # When this loader is one process's shard of a training set (distributed.shard_dls): that whole set's
         # mean image, so every process starts its decoder from the same colour as a single process would.
         self.whole_mean_image: torch.Tensor | None = None
+        self.source_rows: torch.Tensor | None = None  # for a subset: its galaxies' rows in the whole set
 
     @property
     def n(self) -> int:
         """Number of galaxies this loader serves."""
         return len(self.idxs)
+
+    def rows(self) -> np.ndarray:
+        """Which galaxies of the whole set this loader serves, in its order: int64 (n,), rows of the images or
+        `Galaxies` it was made from. `data.images[dls.valid.rows()]` are the validation galaxies, uint8."""
+        return (self.idxs if self.source_rows is None else self.source_rows).cpu().numpy()
 
     @property
     def device(self) -> torch.device:
@@ -148,6 +147,7 @@ class GalaxyLoader:
         dl = self.new(**kwargs)
         dl.images, dl.labels = self.images[which], self.labels[which]
         dl.idxs = torch.arange(len(which), device=self.images.device)
+        dl.source_rows = which if self.source_rows is None else self.source_rows[which]
         return dl
 
     def one_batch(self):
@@ -162,7 +162,7 @@ class GalaxyLoader:
         names = [self.class_names[i] for i in y[:max_n].tolist()] if self.class_names else None
         return show_images(x[:max_n], titles=names, ncols=ncols, figsize=figsize)
 
-    def show_results(self, b, preds, max_n: int = 8, figsize=None, **kwargs):
+    def show_results(self, b, preds, max_n: int = 8, figsize=None):
         """Inputs (top row) above reconstructions (bottom row); preds may be a tensor or (recon, mu, logvar)."""
         from .display import show_images
 

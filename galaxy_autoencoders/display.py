@@ -1,4 +1,6 @@
-"""Galaxies to pictures: one grid function that every figure of galaxies in the package goes through."""
+"""Galaxies to pictures. Every figure of galaxies in the package is one image of tiles: `image_grid` tiles the
+galaxies, and `grid_figure` draws the tiles with their row and column labels (`show_images` adds per-galaxy
+titles on white bands). One image, so a grid of hundreds of galaxies is as quick to draw as one."""
 
 from __future__ import annotations
 
@@ -37,32 +39,60 @@ def image_grid(images, ncols: int = 8, pad: int = 2) -> np.ndarray:
     return grid
 
 
-def show_images(images, titles=None, ncols: int = 8, figsize=None, row_labels=None, title_size: int = 7):
-    """Plot galaxies in a grid with optional per-image titles and row labels; returns the matplotlib figure."""
+def _image_figure(array: np.ndarray, figsize):
+    """A figure showing the uint8 array (H, W, 3) as one image, without ticks or frame: (fig, ax)."""
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    ax.imshow(array, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig, ax
+
+
+def grid_figure(
+    array: np.ndarray, row_labels=(), col_labels=(), title=None, tile: int = 69, pad: int = 2, size=1.1, figsize=None
+):
+    """A tiled uint8 array (H, W, 3) from `image_grid` as one image, labels centred on its rows (left) and
+    columns (top): a matplotlib Figure. `size` inches per galaxy, unless figsize is given."""
+    nrows, ncols = (array.shape[0] + pad) // (tile + pad), (array.shape[1] + pad) // (tile + pad)
+    # Room for the labels on top of `size` inches per galaxy; constrained layout then keeps them inside.
+    width = size * ncols + (0.9 if row_labels else 0.1)
+    height = size * nrows + (0.3 if col_labels else 0.1) + (0.3 if title else 0.0)
+    fig, ax = _image_figure(array, figsize or (width, height))
+    ax.set_yticks([r * (tile + pad) + (tile - 1) / 2 for r in range(len(row_labels))], list(row_labels))
+    ax.set_xticks([k * (tile + pad) + (tile - 1) / 2 for k in range(len(col_labels))], list(col_labels))
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0, labelsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def show_images(images, titles=None, ncols: int = 8, figsize=None, row_labels=None, title_size: int = 7):
+    """Plot galaxies in a grid with optional per-image titles and row labels; returns the matplotlib figure."""
     images = to_hwc_uint8(images)
-    n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    # A title wider than its picture runs into the next one: wrap it at about the picture's width.
-    titles = None if titles is None else [textwrap.fill(str(t), 18) for t in titles]
-    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
-    figsize = figsize or (1.3 * ncols, 1.3 * nrows + 0.15 * lines * nrows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        if i < n:
-            ax.imshow(images[i])
-            if titles is not None:
-                ax.set_title(str(titles[i]), fontsize=title_size)
-    if row_labels:
-        for r, label in enumerate(row_labels[:nrows]):
-            axes[r, 0].set_ylabel(label, fontsize=9)
-    fig.tight_layout()
+    ncols = max(1, min(ncols, len(images)))
+    nrows = math.ceil(len(images) / ncols)
+    grid = image_grid(images, ncols)
+    if titles is None:
+        return grid_figure(grid, row_labels=row_labels or (), size=1.3, figsize=figsize)
+    # Each row of galaxies gets a white band above it for its titles, wrapped at about a galaxy's width.
+    titles = [textwrap.fill(str(t), 18) for t in titles]
+    tile = images.shape[1]
+    band = 9 * max(t.count("\n") + 1 for t in titles)  # pixels: a 7-point line is ~8 pixels of a galaxy 1.3" wide
+    white = np.full((band, grid.shape[1], 3), 255, dtype=np.uint8)
+    rows = [grid[r * (tile + 2) : r * (tile + 2) + tile] for r in range(nrows)]
+    array = np.concatenate([part for row in rows for part in (white, row)])
+    fig, ax = _image_figure(array, figsize or (1.3 * ncols + 0.1, 1.3 * nrows * (tile + band) / tile + 0.1))
+    for i, text in enumerate(titles):
+        r, k = divmod(i, ncols)
+        x, y = k * (tile + 2) + (tile - 1) / 2, r * (tile + band) + band - 1
+        ax.text(x, y, text, ha="center", va="bottom", fontsize=title_size)
+    for r, label in enumerate((row_labels or ())[:nrows]):
+        ax.text(-4, r * (tile + band) + band + tile / 2, label, ha="right", va="center", fontsize=9)
     return fig
 
 
@@ -78,20 +108,9 @@ def class_examples(labels, per_class: int = 6, n_classes: int = 10) -> np.ndarra
 
 def show_class_grid(images, labels, class_names, per_class: int = 6, size: float = 1.0):
     """One row of example galaxies per class, the class name on the left; returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
-
     images = to_hwc_uint8(images)
-    rows = class_examples(labels, per_class, len(class_names))
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(size * per_class + 2.2, size * len(rows)))
-    for c, row in enumerate(rows):
-        for k, i in enumerate(row):
-            ax = axes[c, k]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if i >= 0:
-                ax.imshow(images[i])
-        axes[c, 0].set_ylabel(f"{c}: {class_names[c]}", rotation=0, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(left=0.3, wspace=0.05, hspace=0.05)
-    return fig
+    rows = class_examples(labels, per_class, len(class_names))  # (K, per_class), -1 where a class has too few
+    blank = np.zeros((1, *images.shape[1:]), dtype=np.uint8)
+    tiles = np.concatenate([images, blank])[rows.reshape(-1)]  # index -1: the black blank
+    names = [f"{c}: {name}" for c, name in enumerate(class_names)]
+    return grid_figure(image_grid(tiles, ncols=per_class), row_labels=names, tile=images.shape[1], size=size)

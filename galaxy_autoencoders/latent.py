@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .metrics import encode_all, kl_per_dimension
+from .inference import encode_all
+from .metrics import kl_per_dimension
 from .models import VAE
 
 
@@ -155,17 +156,3 @@ def class_mean_codes(mu: torch.Tensor, labels, n_classes: int) -> torch.Tensor:
         raise ValueError(f"Classes {missing} have no galaxies here; use more galaxies to average their codes.")
     sums = torch.zeros(n_classes, mu.shape[1], dtype=torch.float64).index_add_(0, labels, mu.double())
     return (sums / counts[:n_classes, None]).float()
-
-
-def decode(model: nn.Module, z: torch.Tensor, bs: int = 256) -> torch.Tensor:
-    """Decode codes (..., L) in eval mode without gradients: float (N, 3, 69, 69) in [0, 1] on the CPU."""
-    device = next(model.parameters()).device
-    flat = z.reshape(-1, z.shape[-1]).float()  # (N, L)
-    was_training = model.training
-    model.eval()  # BatchNorm uses its running statistics: one code always gives the same galaxy
-    try:
-        with torch.no_grad():
-            out = [model.decode(chunk.to(device)).float().cpu() for chunk in flat.split(bs)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out)

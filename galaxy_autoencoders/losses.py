@@ -1,4 +1,5 @@
-"""The loss terms, as pure functions on tensors: reconstruction, KL divergence, MMD, and their sums.
+"""The loss terms, as pure functions on tensors: reconstruction, KL divergence, MMD. `training.objective` adds
+them up, with their weights, into what each model minimises.
 
 One convention everywhere: each term is summed over one galaxy's numbers (pixels, latent dimensions) and
 averaged over the batch. That is the seed notebook's `MSELoss(reduction="sum")` + KL per galaxy, and it keeps
@@ -102,15 +103,9 @@ def mmd(
     return (kxx + kyy - 2 * kxy).clamp_min(0.0).float()
 
 
-def elbo_loss(
-    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
-) -> torch.Tensor:
-    """Negative ELBO (Gaussian decoder, up to constants): reconstruction + beta * KL -> scalar per galaxy."""
-    return reconstruction_loss(recon, x) + beta * kl_divergence(mu, logvar)
-
-
 def infovae_weights(alpha: float, lam: float) -> tuple[float, float]:
-    """InfoVAE's (KL weight, MMD weight) = (1 - alpha, alpha + lam - 1); ValueError if either is negative."""
+    """InfoVAE's (KL weight, MMD weight) = (1 - alpha, alpha + lam - 1), the (beta, lam) of `training.Objective`;
+    ValueError if either is negative."""
     kl_weight, mmd_weight = 1.0 - alpha, alpha + lam - 1.0
     if mmd_weight < 0:
         raise ValueError(
@@ -124,33 +119,6 @@ def infovae_weights(alpha: float, lam: float) -> tuple[float, float]:
             "the loss would reward posteriors far from the prior and have no minimum. Use alpha <= 1."
         )
     return kl_weight, mmd_weight
-
-
-def infovae_loss(
-    recon: torch.Tensor,
-    x: torch.Tensor,
-    z: torch.Tensor,
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    alpha: float = 1.0,
-    lam: float = DEFAULT_LAM,
-    prior_samples: torch.Tensor | None = None,
-    kernel: str = "imq",
-) -> torch.Tensor:
-    """InfoVAE: recon + (1 - alpha) KL + (alpha + lam - 1) MMD(z, prior) -> scalar; z (B, L) the codes to compare.
-
-    z is a sample from q(z|x) in the paper, or the means mu (what vae_learner's MMD-VAE uses, see
-    learner.MMDCallback). alpha=1 is the blog's MMD-VAE (recon + lam * MMD); alpha=0, lam=1 is the plain
-    ELBO. prior_samples (M, L) defaults to B fresh draws from N(0, I).
-    """
-    kl_weight, mmd_weight = infovae_weights(alpha, lam)
-    loss = reconstruction_loss(recon, x)
-    if kl_weight:  # skip, not multiply by 0: 0 * inf would be NaN
-        loss = loss + kl_weight * kl_divergence(mu, logvar)
-    if mmd_weight:
-        prior = torch.randn_like(z) if prior_samples is None else prior_samples
-        loss = loss + mmd_weight * mmd(z, prior, kernel=kernel)
-    return loss
 
 
 def class_aware_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

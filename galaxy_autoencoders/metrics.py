@@ -8,90 +8,18 @@ Models run in eval mode without gradients (a VAE then decodes its mean code, so 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import rankdata, spearmanr
 from torch import nn
 
-from .datasets import check_finite
+from .inference import batches, encode, evaluating, model_device, outputs
+
+# Their home is inference.py; importable from here too, where they were first.
+from .inference import encode_all as encode_all
+from .inference import reconstruct_all as reconstruct_all
 from .losses import kl_per_dim
-
-
-def _batches(images, bs: int, device) -> Iterator[torch.Tensor]:
-    """Yield float (B, 3, H, W) batches in [0, 1] on device from any of the accepted image containers."""
-    if hasattr(images, "valid") and hasattr(images, "train"):  # fastai DataLoaders: the validation set
-        images = images.valid
-    if hasattr(images, "new") and hasattr(images, "idxs"):  # a GalaxyLoader
-        for x, *_ in images.new(shuffle=False, augment=False, bs=bs, drop_last=False):
-            yield x.to(device)
-        return
-    if hasattr(images, "images"):  # a Galaxies
-        images = images.images
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise TypeError(
-            "images must be uint8 (N, H, W, 3), float (N, 3, H, W) in [0, 1], a Galaxies or DataLoaders; "
-            f"got {type(images).__name__} {getattr(images, 'shape', '')}."
-        )
-    if images.dtype == torch.uint8 and images.shape[-1] != 3 or images.dtype != torch.uint8 and images.shape[1] != 3:
-        raise ValueError(
-            f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W); got {images.dtype} {tuple(images.shape)}."
-        )
-    check_finite(images, "images")  # a NaN pixel would silently give a NaN code, a NaN error, a black decode
-    for start in range(0, len(images), bs):
-        x = images[start : start + bs].to(device)
-        if x.dtype == torch.uint8:
-            x = x.permute(0, 3, 1, 2).float().div(255)  # (B, 3, H, W)
-        yield x.float()
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-class _evaluating:
-    """Context manager: model.eval() and no gradients inside, the model's previous mode restored after."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-        self.no_grad.__exit__(*exc)
-
-
-def _encode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(mu, logvar) for a VAE, (z, None) for an AutoEncoder: (B, L) each."""
-    out = model.encode(x)
-    return out if isinstance(out, tuple) else (out, None)
-
-
-def encode_all(model: nn.Module, images, bs: int = 256) -> torch.Tensor:
-    """Latent means (the code z for an AutoEncoder) of all images: float (N, L) on the CPU."""
-    with _evaluating(model):
-        return torch.cat([_encode(model, x)[0].float().cpu() for x in _batches(images, bs, _device(model))])
-
-
-def reconstruct_all(model: nn.Module, images, bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, reconstructions), both float (N, 3, H, W) in [0, 1] on the CPU; 57 kB a galaxy, keep N modest."""
-    xs, recons = [], []
-    with _evaluating(model):
-        for x in _batches(images, bs, _device(model)):
-            out = model(x)
-            recon = out[0] if isinstance(out, tuple) else out
-            xs.append(x.float().cpu())
-            recons.append(recon.float().cpu())
-    return torch.cat(xs), torch.cat(recons)
 
 
 def reconstruction_mse(model: nn.Module, images, bs: int = 256) -> float:
@@ -100,12 +28,9 @@ def reconstruction_mse(model: nn.Module, images, bs: int = 256) -> float:
     The training table's `recon` column is the same error summed over an image's 3 x 69 x 69 = 14,283 values.
     """
     total, count = 0.0, 0
-    with _evaluating(model):
-        for x in _batches(images, bs, _device(model)):
-            out = model(x)
-            recon = out[0] if isinstance(out, tuple) else out
-            total += (recon.float() - x).pow(2).sum().item()
-            count += x.numel()
+    for x, recon, _, _ in outputs(model, images, bs):
+        total += (recon.float() - x).pow(2).sum().item()
+        count += x.numel()
     return total / count
 
 
@@ -236,9 +161,9 @@ def sharpness_ratio(recon: torch.Tensor, x: torch.Tensor, cutoff: float = 0.25) 
 def kl_per_dimension(model: nn.Module, images, bs: int = 256) -> torch.Tensor:
     """KL(q(z_j | x) || N(0, 1)) of each latent dimension j, averaged over the images: (L,) on the CPU."""
     total, count = None, 0
-    with _evaluating(model):
-        for x in _batches(images, bs, _device(model)):
-            mu, logvar = _encode(model, x)
+    with evaluating(model):
+        for x in batches(images, bs, model_device(model)):
+            mu, logvar = encode(model, x)
             if logvar is None:
                 raise TypeError("kl_per_dimension needs a VAE (an encoder with a variance); got an AutoEncoder.")
             kl = kl_per_dim(mu, logvar).double().cpu() * len(x)  # (L,), summed over this batch
@@ -303,20 +228,17 @@ def evaluate(
     loader = images.valid if hasattr(images, "valid") and hasattr(images, "train") else images
     # One pass over the images gives every number: error, sharpness inputs, codes and KL.
     xs, recons, mus, kl_sum, sq_err, values = [], [], [], None, 0.0, 0
-    with _evaluating(model):
-        for x in _batches(loader, bs, _device(model)):
-            out = model(x)
-            recon, mu, logvar = out if isinstance(out, tuple) else (out, model.encode(x), None)
-            sq_err += (recon.float() - x).pow(2).sum().item()
-            values += x.numel()
-            mus.append(mu.float().cpu())
-            if logvar is not None:
-                kl = kl_per_dim(mu, logvar).double().cpu() * len(x)  # (L,), summed over this batch
-                kl_sum = kl if kl_sum is None else kl_sum + kl
-            kept = n - sum(len(r) for r in recons)  # only the first n: float copies cost 57 kB a galaxy
-            if kept > 0:
-                recons.append(recon[:kept].float().cpu())
-                xs.append(x[:kept].float().cpu())
+    for x, recon, mu, logvar in outputs(model, loader, bs):
+        sq_err += (recon.float() - x).pow(2).sum().item()
+        values += x.numel()
+        mus.append(mu.float().cpu())
+        if logvar is not None:
+            kl = kl_per_dim(mu, logvar).double().cpu() * len(x)  # (L,), summed over this batch
+            kl_sum = kl if kl_sum is None else kl_sum + kl
+        kept = n - sum(len(r) for r in recons)  # only the first n: float copies cost 57 kB a galaxy
+        if kept > 0:
+            recons.append(recon[:kept].float().cpu())
+            xs.append(x[:kept].float().cpu())
     mu = torch.cat(mus)  # (N, L)
     report = {
         "mse": sq_err / values,
@@ -329,9 +251,8 @@ def evaluate(
         report["active_units"] = active_units(kl)
         report["kl_per_dim"] = [float(v) for v in kl]
     if params is not None:
-        idxs = getattr(loader, "idxs", None)
-        if idxs is not None:  # a loader serves a subset: its galaxies' rows of the whole set's parameters
-            params = {name: np.asarray(values)[idxs.cpu().numpy()] for name, values in params.items()}
+        if hasattr(loader, "rows"):  # a loader serves a subset: its galaxies' rows of the whole set's parameters
+            params = {name: np.asarray(values)[loader.rows()] for name, values in params.items()}
         rho = latent_parameter_correlation(mu, params)
         report["best_correlation"] = {name: float(v) for name, v in rho.abs().max(axis=0).items()}
     return report

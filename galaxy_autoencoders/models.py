@@ -269,7 +269,7 @@ def checkpoint_info(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(
             f"No checkpoint description at {json_path}. A checkpoint is two files, name.pt and name.json; "
             "make one with galaxy_autoencoders.models.save_checkpoint(model, path) "
-            "or galaxy_autoencoders.learner.save_learner(learn, path)."
+            "or galaxy_autoencoders.training.save_learner(learn, path)."
         )
     try:
         meta = json.loads(json_path.read_text())

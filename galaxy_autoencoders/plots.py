@@ -19,47 +19,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .display import image_grid, to_hwc_uint8
+from .display import grid_figure, image_grid, to_hwc_uint8
 from .files import atomic_write
+from .inference import decode, encode_all
 from .latent import (
     LatentStats,
     base_code,
     class_mean_codes,
     closed_loop,
-    decode,
     interpolate,
     latent_stats,
     prior_codes,
     sigma_steps,
     traversal_codes,
 )
-from .metrics import encode_all
 
 PAD = 2  # black pixels between tiles: enough to separate galaxies whose dark sky would otherwise merge
-
-
-def _figure(
-    array: np.ndarray, row_labels=(), col_labels=(), title=None, tile: int = 69, pad: int = PAD, size: float = 1.1
-):
-    """One imshow of a tiled uint8 array (H, W, 3), labels centred on its rows (left) and columns (top); a Figure."""
-    import matplotlib.pyplot as plt
-
-    nrows = (array.shape[0] + pad) // (tile + pad)
-    ncols = (array.shape[1] + pad) // (tile + pad)
-    # Room for the labels on top of `size` inches per galaxy; constrained layout then keeps them inside.
-    width = size * ncols + (0.9 if row_labels else 0.1)
-    height = size * nrows + (0.3 if col_labels else 0.1) + (0.3 if title else 0.0)
-    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
-    ax.imshow(array, interpolation="nearest")
-    ax.set_yticks([r * (tile + pad) + (tile - 1) / 2 for r in range(len(row_labels))], list(row_labels))
-    ax.set_xticks([k * (tile + pad) + (tile - 1) / 2 for k in range(len(col_labels))], list(col_labels))
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0, labelsize=9)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
 
 
 def comparison_array(images, recons: dict, n: int = 6, pad: int = PAD) -> np.ndarray:
@@ -85,7 +60,7 @@ def comparison_array(images, recons: dict, n: int = 6, pad: int = PAD) -> np.nda
 def reconstruction_comparison(images, recons: dict, n: int = 6, size: float = 1.1, original_label: str = "original"):
     """The seed's figure: originals on top, one row of reconstructions per model, labelled on the left; a Figure."""
     array = comparison_array(images, recons, n=n)
-    return _figure(array, row_labels=[original_label, *recons], size=size)
+    return grid_figure(array, row_labels=[original_label, *recons], size=size)
 
 
 def _models(models) -> dict[str, nn.Module]:
@@ -179,7 +154,9 @@ def plot_traversal(traversals: Traversal | dict, size: float = 0.9, title: str |
             kl = f" ({t.kl[i]:.1f} nats)" if t.kl is not None else ""
             rows.append(f"{name} z{d}{kl}".strip())
     grid = image_grid(tiles.reshape(-1, *tiles.shape[2:]), ncols=tiles.shape[1])
-    return _figure(grid, row_labels=rows, col_labels=[_sigma_label(s) for s in first.sigmas], title=title, size=size)
+    return grid_figure(
+        grid, row_labels=rows, col_labels=[_sigma_label(s) for s in first.sigmas], title=title, size=size
+    )
 
 
 def save_traversal(
@@ -223,7 +200,7 @@ def plot_interpolation(
             rows.append(f"{name} {method}")
     grid = image_grid(np.concatenate(strips), ncols=steps)
     cols = [f"t={t:.2f}".rstrip("0").rstrip(".") for t in np.linspace(0, 1, steps)]
-    return _figure(grid, row_labels=rows, col_labels=cols, size=size)
+    return grid_figure(grid, row_labels=rows, col_labels=cols, size=size)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -239,7 +216,7 @@ def plot_prior_samples(models, n: int = 8, seed: int = 0, size: float = 0.9):
     """One row of n prior samples per model (each model its own draws of the same seed); returns the Figure."""
     named = _models(models)
     grid = image_grid(np.concatenate([prior_sample_array(m, n, seed) for m in named.values()]), ncols=n)
-    return _figure(grid, row_labels=list(named), size=size)
+    return grid_figure(grid, row_labels=list(named), size=size)
 
 
 def class_mean_array(model: nn.Module, images, labels, n_classes: int = 10) -> np.ndarray:
@@ -269,7 +246,7 @@ def plot_class_means(models, images, labels, n_classes: int = 10, size: float = 
     grid = image_grid(
         np.concatenate([class_mean_array(m, images, labels, n_classes) for m in named.values()]), ncols=n_classes
     )
-    return _figure(grid, row_labels=list(named), col_labels=[str(c) for c in range(n_classes)], size=size)
+    return grid_figure(grid, row_labels=list(named), col_labels=[str(c) for c in range(n_classes)], size=size)
 
 
 def plot_latent_arithmetic(
@@ -281,7 +258,7 @@ def plot_latent_arithmetic(
     grid = image_grid(np.concatenate(strips), ncols=len(strengths))
     name = (lambda c: names[c]) if names else (lambda c: f"class {c}")
     title = f"{name(start)}  +  s × ({name(plus)}  −  {name(minus)})"
-    return _figure(grid, row_labels=list(named), col_labels=[f"s={s:g}" for s in strengths], title=title, size=1.0)
+    return grid_figure(grid, row_labels=list(named), col_labels=[f"s={s:g}" for s in strengths], title=title, size=1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------

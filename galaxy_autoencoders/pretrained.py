@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,13 +100,10 @@ def train(
     the random draws after the restart differ from an uninterrupted run); a work folder of another recipe or
     device is refused. Writes out/NAME.pt and .json at the end. extra_cbs: more fastai callbacks for the fit.
     """
-    from fastai.callback.core import Callback
-
+    from .data import load_galaxies
     from .dataloaders import galaxy_dls
-    from .datasets import load_galaxies
-    from .learner import CPUBFloat16, cpu_has_bf16, vae_learner
-    from .metrics import baseline_report
     from .models import ModelConfig
+    from .training import CPUBFloat16, EpochCheckpoint, cpu_has_bf16, vae_learner
 
     if name not in NAMES:
         raise ValueError(f"Unknown pretrained model {name!r}; choose one of {NAMES}.")
@@ -127,45 +123,16 @@ def train(
 
     # What a resumed run must share with the one it continues; anything else is a different model.
     setup = {"recipe": _recipe_dict(recipe), "device": dls.device.type, "machine": machine(), "bf16_autocast": bf16}
-    state = {"epoch": -1, "history": [], "wall_s": 0.0, **setup}
-    if state_path.is_file():
-        state = json.loads(state_path.read_text())
-        if (state.get("recipe"), state.get("device")) != (setup["recipe"], setup["device"]):
-            raise ValueError(
-                f"{state_path} belongs to another run (recipe {state.get('recipe')} on {state.get('device')}; this "
-                f"one is {setup['recipe']} on {setup['device']}). Delete {state_path} and {weights}.pth to start "
-                "over, or use another --work folder."
-            )
-
-    class _EveryEpoch(Callback):
-        order = 70  # after History (60) has the epoch's row
-
-        def before_epoch(self):
-            self.start = time.time()
-
-        def after_epoch(self):
-            if self.epoch < start_epoch:  # fastai's SkipToEpoch passes through the epochs already done
-                return
-            # fastai's own format (weights and optimiser state), written under another name and then renamed:
-            # a kill while saving never leaves a damaged file where the state file points.
-            learn.save(weights.with_name(weights.name + ".tmp"), with_opt=True)
-            os.replace(weights.with_name(weights.name + ".tmp.pth"), weights.with_name(weights.name + ".pth"))
-            state["epoch"], state["history"] = self.epoch, list(learn.history)
-            state["wall_s"] += time.time() - self.start
-            tmp = state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, indent=2))
-            os.replace(tmp, state_path)
-            row = learn.history[-1]
-            print(f"{name}: epoch {self.epoch + 1}/{recipe.epochs}, valid loss {row.get('valid_loss', 0):.2f}")
-
+    state = _run_state(state_path, setup, weights)
     start_epoch = state["epoch"] + 1
     if start_epoch:
         learn.load(weights, with_opt=True)
-        learn.history = list(state["history"])
+        learn.recorder.history[:] = state["history"]
         done = start_epoch >= recipe.epochs
         print(f"{name}: {'already trained' if done else f'resuming after epoch {start_epoch}'} ({weights}.pth)")
     if start_epoch < recipe.epochs:
-        learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start_epoch, cbs=[_EveryEpoch()])
+        every_epoch = EpochCheckpoint(weights, state_path, state, start_epoch, f"{name}: epoch {{}}/{recipe.epochs}")
+        learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start_epoch, cbs=[every_epoch])
     if learn.nan_guard.tripped:
         raise RuntimeError(f"Training {name} stopped on a NaN loss: {learn.nan_guard.message}")
     if state["epoch"] + 1 < recipe.epochs:
@@ -174,8 +141,32 @@ def train(
             "again to continue."
         )
 
+    provenance = _provenance(name, recipe, learn, dls, data, state, setup, bf16)
+    out.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(learn.model, out / name, extra={**learn.hparams, "provenance": provenance}, half=True)
+
+
+def _run_state(state_path: Path, setup: dict, weights: Path) -> dict:
+    """The state of the run in `state_path` ({"epoch", "history", "wall_s", **setup}), or a fresh one; a state
+    of another recipe or device is refused."""
+    if not state_path.is_file():
+        return {"epoch": -1, "history": [], "wall_s": 0.0, **setup}
+    state = json.loads(state_path.read_text())
+    if (state.get("recipe"), state.get("device")) != (setup["recipe"], setup["device"]):
+        raise ValueError(
+            f"{state_path} belongs to another run (recipe {state.get('recipe')} on {state.get('device')}; this "
+            f"one is {setup['recipe']} on {setup['device']}). Delete {state_path} and {weights}.pth to start "
+            "over, or use another --work folder."
+        )
+    return state
+
+
+def _provenance(name: str, recipe: Recipe, learn, dls, data, state: dict, setup: dict, bf16: bool) -> dict:
+    """How a shipped model was made: command, data (with its hash), recipe, machine, versions, history, metrics."""
+    from .metrics import baseline_report
+
     metrics = baseline_report(learn.model, dls)
-    provenance = {
+    return {
         "objective": name,
         "command": f"galaxy-ae pretrain {name} --work WORKDIR",
         "data": {
@@ -194,8 +185,6 @@ def train(
         "history": state["history"],
         "metrics": metrics,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    return save_checkpoint(learn.model, out / name, extra={**learn.hparams, "provenance": provenance}, half=True)
 
 
 def _recipe_dict(recipe: Recipe) -> dict:

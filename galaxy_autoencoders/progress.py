@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 
 
 def interactive() -> bool:
@@ -43,9 +42,9 @@ class Bar:
             self.live.close()
 
 
-def iterate(items, desc: str, show: bool = True, unit: str = "it"):
-    """Yield from items (with a len) with a `Bar` over them."""
-    bar = Bar(len(items), desc, unit=unit, disable=not show)
+def iterate(items, desc: str, show: bool = True, unit: str = "batches", total: int | None = None):
+    """Yield from items with a `Bar` over them (total: how many there are; len(items) by default)."""
+    bar = Bar(len(items) if total is None else total, desc, unit=unit, disable=not show)
     try:
         for item in items:
             yield item
@@ -56,19 +55,17 @@ def iterate(items, desc: str, show: bool = True, unit: str = "it"):
 
 def epoch_lines():
     """A fastai callback printing one plain line per epoch (its table row), for training whose output is a file."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see dataloaders.py)
-        from fastai.callback.core import Callback
+    from ._fastai import Callback
 
     class EpochLines(Callback):
-        order = 70  # after the Recorder (50) has the epoch's values
+        order = 55  # after the Recorder (50) has the epoch's values, before CSVLogger (60) takes the logger
 
         def before_fit(self):
             self.start = time.perf_counter()
             self.learn.logger = _quiet  # the Recorder's own printing of each row as a raw list
 
         def after_epoch(self):
-            from .distributed import rank
+            from .config import rank
 
             if rank():  # one log, rank 0's
                 return

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .datasets import check_finite
+from .data.checks import check_finite
 from .display import to_hwc_uint8
-from .latent import LatentStats, decode, latent_stats, prior_stats
-from .metrics import encode_all
+from .inference import decode, encode_all
+from .latent import LatentStats, latent_stats, prior_stats
 
 
 def png_bytes(image, scale: int = 3) -> bytes:
@@ -97,31 +97,40 @@ class LatentExplorer:
         self._generator = torch.Generator().manual_seed(seed)
         self._quiet = False  # True while code sets several sliders, so they cause one redraw, not k
 
-        self.sliders = []
-        for d in self.dims:
-            kl = f", {float(stats.kl[d]):.2f} nats" if stats.kl is not None else ""
-            slider = widgets.FloatSlider(
-                value=0.0,
-                min=-n_sigma,
-                max=n_sigma,
-                step=step,
-                description=f"z{d}",
-                tooltip=f"latent dimension {d}{kl}: position in sigma from the mean",
-                continuous_update=True,  # decode while dragging, not only on release
-                readout_format="+.1f",
-                layout=widgets.Layout(width="330px"),
-            )
-            slider.observe(self._on_slider, names="value")
-            self.sliders.append(slider)
+        self.sliders = [self._slider(d, step) for d in self.dims]
+        self.view = self._layout(n_images=0 if images is None else len(images))
         side = model.config.img_size
-        size = f"{side * scale}px"
+        self.original.value = png_bytes(np.zeros((side, side, 3), dtype=np.uint8), scale)  # black until chosen
+        self.render()
+
+    # -- the widgets ---------------------------------------------------------------------------------------
+
+    def _slider(self, d: int, step: float) -> widgets.FloatSlider:
+        """The slider of latent dimension d, in sigma from the mean, redrawing as it moves."""
+        kl = f", {float(self.stats.kl[d]):.2f} nats" if self.stats.kl is not None else ""
+        slider = widgets.FloatSlider(
+            value=0.0,
+            min=-self.n_sigma,
+            max=self.n_sigma,
+            step=step,
+            description=f"z{d}",
+            tooltip=f"latent dimension {d}{kl}: position in sigma from the mean",
+            continuous_update=True,  # decode while dragging, not only on release
+            readout_format="+.1f",
+            layout=widgets.Layout(width="330px"),
+        )
+        slider.observe(self._on_slider, names="value")
+        return slider
+
+    def _layout(self, n_images: int) -> widgets.VBox:
+        """The pictures, buttons and status line around the sliders; returns the whole view."""
+        size = f"{self.model.config.img_size * self.scale}px"
         self.image = widgets.Image(format="png", layout=widgets.Layout(width=size, height=size))
         self.original = widgets.Image(format="png", layout=widgets.Layout(width=size, height=size))
         self.status = widgets.HTML()
         self.reset_button = widgets.Button(description="Reset to mean", icon="undo")
         self.random_button = widgets.Button(description="Random sample", icon="random")
         self.encode_button = widgets.Button(description="Encode galaxy", icon="arrow-right")
-        n_images = 0 if images is None else len(images)
         self.galaxy = widgets.BoundedIntText(
             value=0, min=0, max=max(n_images - 1, 0), description="Galaxy #", layout=widgets.Layout(width="170px")
         )
@@ -130,7 +139,7 @@ class LatentExplorer:
         self.random_button.on_click(lambda _: self.sample())
         self.encode_button.on_click(lambda _: self.encode(self.galaxy.value))
 
-        spread = "the spread of the data's codes" if images is not None else "the prior's standard deviation"
+        spread = "the spread of the data's codes" if self.images is not None else "the prior's standard deviation"
         header = widgets.HTML(f"<b>{self.name}</b>: sliders in sigma, {spread}")
         pictures = widgets.HBox(
             [
@@ -145,9 +154,7 @@ class LatentExplorer:
                 widgets.HBox([self.galaxy, self.encode_button]),
             ]
         )
-        self.view = widgets.VBox([header, widgets.HBox([pictures, controls]), self.status])
-        self.original.value = png_bytes(np.zeros((side, side, 3), dtype=np.uint8), scale)  # black until chosen
-        self.render()
+        return widgets.VBox([header, widgets.HBox([pictures, controls]), self.status])
 
     # -- what the buttons and sliders do ------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import torch
 from fastai.callback.core import Callback
 
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.distributed import data_parallel, finish, rank, shard_dls, world_size
-from galaxy_autoencoders.learner import vae_learner
 from galaxy_autoencoders.models import ModelConfig
+from galaxy_autoencoders.training import vae_learner
+from galaxy_autoencoders.training.distributed import data_parallel, finish, rank, shard_dls, world_size
 
 objective, out, alone = sys.argv[1], sys.argv[2], sys.argv[3:] == ["alone"]
 torch.set_num_threads(1)
@@ -48,7 +48,7 @@ with data_parallel(learn) if not alone else learn.no_logging(), learn.no_bar(), 
     learn.fit(2, 1e-3)
 torch.save(first.grads, f"{out}.rank{rank()}.pt")
 info = {"world_size": world_size(), "batches": len(dls.train), "bs": dls.train.bs, "n": dls.train.n}
-info["history"] = learn.history
+info["history"] = learn.recorder.history
 with open(f"{out}.rank{rank()}.json", "w") as f:
     json.dump(info, f)
 finish()  # leave the process group, so the process exits cleanly

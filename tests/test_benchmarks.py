@@ -129,7 +129,7 @@ def test_importing_the_package_loads_no_heavy_library():
 def test_lazy_exports_resolve_to_the_named_modules():
     import galaxy_autoencoders as g
 
-    assert g.vae_learner.__module__ == "galaxy_autoencoders.learner"
+    assert g.vae_learner.__module__ == "galaxy_autoencoders.training.learner"
     assert g.galaxy_dls.__module__ == "galaxy_autoencoders.dataloaders"
     with pytest.raises(AttributeError, match="no attribute 'fit_everything'"):
         g.fit_everything  # noqa: B018

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -62,11 +63,11 @@ def test_failures_exit_1_with_a_one_line_error_and_debug_shows_traceback(tmp_pat
 
 
 def test_unreachable_download_says_what_to_do(tmp_path, monkeypatch):
-    from galaxy_autoencoders import datasets
+    from galaxy_autoencoders.data import downloader as downloading
 
-    spec = datasets.DATASETS["galaxy10_sdss"]
+    spec = downloading.DATASETS["galaxy10_sdss"]
     closed_port_url = "http://127.0.0.1:9/Galaxy10.h5"  # the discard port: nothing listens there
-    monkeypatch.setitem(datasets.DATASETS, "galaxy10_sdss", spec.__class__(**{**spec.__dict__, "url": closed_port_url}))
+    monkeypatch.setitem(downloading.DATASETS, "galaxy10_sdss", replace(spec, url=closed_port_url))
     assert main(["data", "galaxy10-sdss", "--data-dir", str(tmp_path)]) == 1
     assert not (tmp_path / "Galaxy10.h5").exists()
 
@@ -78,7 +79,7 @@ def test_train_writes_a_loadable_model_history_and_figures(tmp_path, monkeypatch
     out = tmp_path / "run"
     assert main(["train", "--quick", "--n", "96", "--epochs", "2", "--objective", "elbo", "--out", str(out)]) == 0
     rows = (out / "history.csv").read_text().splitlines()
-    assert rows[0] == "epoch,train_loss,valid_loss,recon,kl,mmd" and len(rows) == 3
+    assert rows[0] == "epoch,train_loss,valid_loss,recon,kl,mmd,time" and len(rows) == 3
     assert (out / "loss.png").stat().st_size > 0 and (out / "reconstructions.png").stat().st_size > 0
     model = load_checkpoint(out / "model")
     assert model.config.latent_size == 20 and model.config.widths == get_profile("quick").widths
@@ -158,7 +159,7 @@ def test_train_help_shows_every_flag_with_its_default():
 
 def test_train_on_two_processes_with_nproc(tmp_path):
     pytest.importorskip("accelerate")
-    from galaxy_autoencoders.datasets import write_galaxy10
+    from galaxy_autoencoders.data import write_galaxy10
     from galaxy_autoencoders.models import checkpoint_info
 
     rng = np.random.default_rng(0)

@@ -15,8 +15,8 @@ from PIL import Image
 
 from galaxy_autoencoders.catalogue import encode_catalogue, find_row, nearest_neighbours, outliers, save_catalogue
 from galaxy_autoencoders.cli import main
-from galaxy_autoencoders.cutouts import to_stamps
-from galaxy_autoencoders.datasets import GalaxyDataError, load_galaxies, write_galaxy10
+from galaxy_autoencoders.data import GalaxyDataError, load_galaxies, write_galaxy10
+from galaxy_autoencoders.data.cutouts import to_stamps
 from galaxy_autoencoders.models import ModelConfig, build_model
 
 RNG = np.random.default_rng(0)

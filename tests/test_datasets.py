@@ -1,4 +1,4 @@
-"""Tests for galaxy_autoencoders.datasets: downloads against a local HTTP server, validation, DECaLS, caching.
+"""Tests for galaxy_autoencoders.data: downloads against a local HTTP server, validation, DECaLS, caching.
 
 The only network used is 127.0.0.1: `FakeZenodo` serves small Galaxy10-layout files written by the tests and
 can drop the connection, answer an error status or ignore Range requests.
@@ -7,10 +7,13 @@ can drop the connection, answer an error status or ignore Range requests.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import types
 from dataclasses import replace
@@ -22,8 +25,7 @@ import numpy as np
 import pytest
 
 import galaxy_autoencoders
-from galaxy_autoencoders import datasets
-from galaxy_autoencoders.datasets import (
+from galaxy_autoencoders.data import (
     GALAXY10_DECALS_CLASSES,
     GALAXY10_SDSS_CLASSES,
     DataFolderError,
@@ -33,10 +35,12 @@ from galaxy_autoencoders.datasets import (
     download,
     downsample_decals,
     fetch,
+    folders,
     load_galaxies,
     read_galaxy10,
     write_galaxy10,
 )
+from galaxy_autoencoders.data import downloader as downloading
 
 # ----------------------------------------------------------------------------------------------------------
 # A local stand-in for Zenodo
@@ -144,23 +148,23 @@ def write_raw(path: Path, **arrays: np.ndarray) -> Path:
 def use_spec(monkeypatch, data: bytes, url: str, key: str = "galaxy10_sdss", size: bool = True) -> None:
     """Point a DATASETS entry at a test file: its URL, SHA-256 and size."""
     spec = replace(
-        datasets.DATASETS[key],
+        downloading.DATASETS[key],
         url=url,
-        sha256=datasets.hashlib.sha256(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
         size=len(data) if size else None,
     )
-    monkeypatch.setitem(datasets.DATASETS, key, spec)
+    monkeypatch.setitem(downloading.DATASETS, key, spec)
 
 
 def count_hashing(monkeypatch) -> list[Path]:
     calls: list[Path] = []
-    real = datasets._sha256_file
+    real = downloading._sha256_file
 
     def counting(path, *args, **kwargs):
         calls.append(Path(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(datasets, "_sha256_file", counting)
+    monkeypatch.setattr(downloading, "_sha256_file", counting)
     return calls
 
 
@@ -194,7 +198,7 @@ def test_resume_after_dropped_connection(tmp_path, zenodo):
     zenodo.drop_after, zenodo.drops = 50_000, 1
     dest = tmp_path / "out" / "Galaxy10.h5"
 
-    download(url, dest, datasets.hashlib.sha256(data).hexdigest(), expected_size=len(data), progress=False)
+    download(url, dest, hashlib.sha256(data).hexdigest(), expected_size=len(data), progress=False)
 
     assert [r["range"] for r in zenodo.requests] == [None, "bytes=50000-"]
     assert dest.read_bytes() == data
@@ -207,7 +211,7 @@ def test_resume_from_part_left_by_earlier_session(tmp_path, zenodo):
     dest = tmp_path / "Galaxy10.h5"
     (tmp_path / "Galaxy10.h5.part").write_bytes(data[:1234])
 
-    download(url, dest, datasets.hashlib.sha256(data).hexdigest(), progress=False)
+    download(url, dest, hashlib.sha256(data).hexdigest(), progress=False)
 
     assert [r["range"] for r in zenodo.requests] == ["bytes=1234-"]
     assert dest.read_bytes() == data
@@ -221,7 +225,7 @@ def test_server_ignoring_range_restarts_from_zero(tmp_path, zenodo):
     # Wrong bytes in the .part: appending the full answer to them would fail the hash check.
     (tmp_path / "Galaxy10.h5.part").write_bytes(b"x" * 1000)
 
-    download(url, dest, datasets.hashlib.sha256(data).hexdigest(), expected_size=len(data), progress=False)
+    download(url, dest, hashlib.sha256(data).hexdigest(), expected_size=len(data), progress=False)
 
     assert zenodo.requests[0]["range"] == "bytes=1000-"
     assert dest.read_bytes() == data
@@ -234,7 +238,7 @@ def test_connection_dropping_every_time_gives_up_without_final_file(tmp_path, ze
     dest = tmp_path / "Galaxy10.h5"
 
     with pytest.raises(DownloadError, match="interrupted") as err:
-        download(url, dest, datasets.hashlib.sha256(data).hexdigest(), progress=False)
+        download(url, dest, hashlib.sha256(data).hexdigest(), progress=False)
 
     assert "run the same command again to resume" in str(err.value)
     assert not dest.exists()
@@ -253,7 +257,7 @@ def test_hash_mismatch_moves_file_aside(tmp_path, zenodo):
 
     message = str(err.value)
     assert "Galaxy10.h5" in message and wrong in message
-    assert datasets.hashlib.sha256(data).hexdigest() in message  # what we got
+    assert hashlib.sha256(data).hexdigest() in message  # what we got
     assert "sha256sum" in message
     assert not dest.exists() and not (tmp_path / "Galaxy10.h5.part").exists()
     assert (tmp_path / "Galaxy10.h5.corrupt").read_bytes() == data
@@ -334,21 +338,21 @@ def test_keyboard_interrupt_mid_download_leaves_no_final_file(tmp_path, zenodo, 
     data = galaxy10_bytes(tmp_path)
     url = zenodo.serve("Galaxy10.h5", data)
     dest = tmp_path / "Galaxy10.h5"
-    real_tqdm = datasets.tqdm
+    real_tqdm = downloading.tqdm
 
     class CtrlCBar(real_tqdm):
         def update(self, n=1):
             super().update(n)
             raise KeyboardInterrupt  # the student presses Ctrl-C after the first chunk
 
-    monkeypatch.setattr(datasets, "tqdm", CtrlCBar)
+    monkeypatch.setattr(downloading, "tqdm", CtrlCBar)
     with pytest.raises(KeyboardInterrupt):
-        download(url, dest, datasets.hashlib.sha256(data).hexdigest(), progress=False, chunk_size=4096)
+        download(url, dest, hashlib.sha256(data).hexdigest(), progress=False, chunk_size=4096)
     assert not dest.exists()
     assert (tmp_path / "Galaxy10.h5.part").stat().st_size == 4096
 
-    monkeypatch.setattr(datasets, "tqdm", real_tqdm)
-    download(url, dest, datasets.hashlib.sha256(data).hexdigest(), progress=False)
+    monkeypatch.setattr(downloading, "tqdm", real_tqdm)
+    download(url, dest, hashlib.sha256(data).hexdigest(), progress=False)
     assert zenodo.requests[-1]["range"] == "bytes=4096-"
     assert dest.read_bytes() == data
 
@@ -373,8 +377,8 @@ def test_saving_on_a_disk_without_room_is_refused_before_writing(tmp_path, monke
     images = np.zeros((5, 69, 69, 3), np.uint8)
     dest = tmp_path / "set.h5"
     dest.write_bytes(b"the set the student rendered yesterday")
-    usage = datasets.shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(datasets.shutil, "disk_usage", lambda path: usage._replace(free=300_000))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=300_000))
     with pytest.raises(DataFolderError) as err:
         write_galaxy10(dest, images, np.zeros(5, np.int64))
     message = str(err.value)
@@ -387,9 +391,9 @@ def test_saving_on_a_disk_without_room_is_refused_before_writing(tmp_path, monke
 def test_a_synthetic_set_the_disk_has_no_room_for_is_refused_before_rendering(tmp_path, monkeypatch):
     calls: list[int] = []
     fake_synthetic(monkeypatch, calls)
-    usage = datasets.shutil.disk_usage(tmp_path)
+    usage = shutil.disk_usage(tmp_path)
     free = 1_000_000 + 100 * (69 * 69 * 3 + 1) - 1  # one byte short of 100 stamps, labels and HDF5's own
-    monkeypatch.setattr(datasets.shutil, "disk_usage", lambda path: usage._replace(free=free))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=free))
     with pytest.raises(DataFolderError, match="synthetic_v99_n100_seed0.h5: it needs about 2 MB"):
         load_galaxies("synthetic", n=100, data_dir=tmp_path, progress=False)
     assert calls == []  # refused before rendering: a student with a full disk does not wait for nothing
@@ -463,8 +467,8 @@ def test_disk_full_or_failing_mid_download_keeps_the_good_file_and_says_what_to_
         f = real_open(file, mode, *args, **kwargs)
         return SmallDisk(f, room=8192, code=code) if "w" in mode or "a" in mode else f
 
-    monkeypatch.setattr(datasets, "open", open_on_small_disk, raising=False)
-    sha = datasets.hashlib.sha256(data).hexdigest()
+    monkeypatch.setattr(downloading, "open", open_on_small_disk, raising=False)
+    sha = hashlib.sha256(data).hexdigest()
     with pytest.raises(DataFolderError) as err:
         download(url, dest, sha, expected_size=len(data), progress=False, chunk_size=4096)
 
@@ -667,7 +671,7 @@ def make_read_only(request, monkeypatch):
     """make_read_only(folder): from now on nothing can be written into folder.
 
     "chmod": chmod 0o555, as on a shared class folder; skipped as root, whom chmod does not stop. "patched":
-    the ways datasets.py writes a file (probe, open, h5py, write_text, os.replace) refuse the folder.
+    the ways the data modules write a file (probe, open, h5py, write_text, os.replace) refuse the folder.
     """
     made: list[Path] = []
 
@@ -676,8 +680,8 @@ def make_read_only(request, monkeypatch):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
     def patch_writes() -> None:
-        real_temporary, real_open, real_replace = datasets.tempfile.TemporaryFile, open, os.replace
-        real_h5, real_write_text = datasets.h5py.File, Path.write_text
+        real_temporary, real_open, real_replace = tempfile.TemporaryFile, open, os.replace
+        real_h5, real_write_text = h5py.File, Path.write_text
 
         def temporary(*args, dir=None, **kwargs):
             refuse(dir and Path(dir) / "probe")
@@ -701,10 +705,11 @@ def make_read_only(request, monkeypatch):
             refuse(self)
             return real_write_text(self, *args, **kwargs)
 
-        monkeypatch.setattr(datasets.tempfile, "TemporaryFile", temporary)
-        monkeypatch.setattr(datasets, "open", writing_open, raising=False)
-        monkeypatch.setattr(datasets.os, "replace", replace)
-        monkeypatch.setattr(datasets.h5py, "File", h5_file)
+        monkeypatch.setattr(tempfile, "TemporaryFile", temporary)
+        for module in (downloading, folders):  # the modules that open files for writing
+            monkeypatch.setattr(module, "open", writing_open, raising=False)
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(h5py, "File", h5_file)
         monkeypatch.setattr(Path, "write_text", write_text)
 
     def make(folder: Path) -> None:
@@ -875,8 +880,8 @@ def fake_synthetic(monkeypatch, calls: list[int]) -> None:
     module = types.SimpleNamespace(
         SYNTHETIC_VERSION=99, CLASS_NAMES=GALAXY10_SDSS_CLASSES, render_galaxies=render_galaxies
     )
-    monkeypatch.setitem(sys.modules, "galaxy_autoencoders.synthetic", module)
-    monkeypatch.setattr(galaxy_autoencoders, "synthetic", module, raising=False)
+    monkeypatch.setitem(sys.modules, "galaxy_autoencoders.data.synthetic", module)
+    monkeypatch.setattr(galaxy_autoencoders.data, "synthetic", module, raising=False)
 
 
 def test_synthetic_is_rendered_once_then_read_from_cache(tmp_path, monkeypatch):
@@ -894,7 +899,7 @@ def test_synthetic_is_rendered_once_then_read_from_cache(tmp_path, monkeypatch):
 
 def test_synthetic_galsim_cache_and_determinism(tmp_path, monkeypatch):
     pytest.importorskip("galsim")
-    synthetic = pytest.importorskip("galaxy_autoencoders.synthetic")
+    synthetic = pytest.importorskip("galaxy_autoencoders.data.synthetic")
 
     first = load_galaxies("synthetic", n=40, seed=1, data_dir=tmp_path / "a", progress=False)
     cached = tmp_path / "a" / f"synthetic_v{synthetic.SYNTHETIC_VERSION}_n40_seed1.h5"

@@ -1,4 +1,4 @@
-"""Data-parallel training (galaxy_autoencoders.distributed): two CPU processes on gloo, launched by torchrun,
+"""Data-parallel training (galaxy_autoencoders.training.distributed): two CPU processes on gloo, launched by torchrun,
 train what one process trains on the same batches; and `galaxy-ae train` runs under torchrun."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.distributed import shard_dls
+from galaxy_autoencoders.training.distributed import shard_dls
 
 pytest.importorskip("accelerate")
 SCRIPT = Path(__file__).with_name("_ddp_train.py")

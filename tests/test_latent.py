@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from galaxy_autoencoders.inference import decode
 from galaxy_autoencoders.latent import (
     class_mean_codes,
     closed_loop,
-    decode,
     interpolate,
     latent_stats,
     prior_codes,

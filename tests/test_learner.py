@@ -1,4 +1,4 @@
-"""The fastai Learner: loss columns that add up, the MMD callback, KL warm-up, the NaN guard, fastai's verbs."""
+"""The fastai Learner: loss columns that add up, the objective's MMD term, KL warm-up, the NaN guard, fastai's verbs."""
 
 import re
 import warnings
@@ -15,20 +15,20 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.schedule import ParamScheduler
 
 from galaxy_autoencoders.config import get_profile
+from galaxy_autoencoders.data import GALAXY10_SDSS_CLASSES, Galaxies
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.datasets import GALAXY10_SDSS_CLASSES, Galaxies
-from galaxy_autoencoders.learner import (
+from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
+from galaxy_autoencoders.models import VAE, ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
+from galaxy_autoencoders.training import (
     GPUFriendlyProgress,
     KLWarmup,
-    MMDCallback,
     NaNGuard,
-    _default_opt_func,
+    Objective,
     save_learner,
     torch_adamw,
     vae_learner,
 )
-from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
-from galaxy_autoencoders.models import VAE, ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
+from galaxy_autoencoders.training.speed import default_opt_func
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -109,59 +109,48 @@ def test_validation_columns_match_a_direct_computation(dls, tmp_path):
     assert got["kl"] == pytest.approx(kl_sum / n, rel=1e-5)
 
 
-def test_mmd_callback_adds_exactly_lam_times_mmd(dls, tmp_path):
+def test_objective_adds_exactly_lam_times_mmd(dls, tmp_path):
     learn = _learner(dls, tmp_path, objective="mmd", lam=250.0)
-    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
     x, _, y = dls.valid.one_batch()
     learn.model.eval()  # z = mu: the only randomness left is the prior sample, fixed by the seed below
     with torch.no_grad():
-        learn.pred = learn.model(x)
-        learn.yb = (x, y)
-        base = learn.loss_func(learn.pred, x, y)
-        learn.loss_grad, learn.loss = base, base.clone()
+        recon, mu, logvar = pred = learn.model(x)
         torch.manual_seed(123)
-        cb.after_loss()
+        loss = learn.loss_func(pred, x, y)
         torch.manual_seed(123)
-        _, mu, _ = learn.pred
-        expected = 250.0 * mmd(mu, torch.randn_like(mu))
-    assert (learn.loss_grad - base).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert learn.loss.item() == pytest.approx(learn.loss_grad.item())
-    assert learn.loss_func.parts["mmd"].item() == pytest.approx(expected.item() / 250.0, rel=1e-5)
+        distance = mmd(mu, torch.randn_like(mu))
+    assert loss.item() == pytest.approx((reconstruction_loss(recon, x) + 250.0 * distance).item(), rel=1e-5)
+    assert learn.loss_func.parts["mmd"].item() == pytest.approx(distance.item(), rel=1e-5)
 
 
-def test_mmd_callback_on_means_or_samples(dls, tmp_path):
+def test_objective_mmd_on_means_or_samples(dls, tmp_path):
     learn = _learner(dls, tmp_path, objective="mmd", lam=1.0)
-    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
     x, _, y = dls.train.one_batch()
     learn.model.train()
-    learn.yb = (x, y)
-    added = {}
+    measured = {}
     for on in ("mean", "sample"):
-        cb.on = on
-        with torch.no_grad():
-            learn.pred = learn.model(x)
-            base = learn.loss_func(learn.pred, x, y)
-            learn.loss_grad, learn.loss = base, base.clone()
+        objective = Objective("mmd", lam=1.0, mmd_on=on)
+        pred = learn.model(x)  # gradients on: training
+        torch.manual_seed(7)
+        objective(pred, x, y)
+        measured[on] = objective.parts["mmd"].item()
+        if on == "mean":  # in training too: the means, not the decoder's random sample
             torch.manual_seed(7)
-            cb.after_loss()
-            added[on] = (learn.loss_grad - base).item()
-            torch.manual_seed(7)
-            _, mu, _ = learn.pred
-            if on == "mean":  # in training too: the means, not the decoder's random sample
-                expected = mmd(mu, torch.randn_like(mu)).item()
-                assert learn.loss_func.parts["mmd"].item() == pytest.approx(expected, rel=1e-5)
-                assert added[on] == pytest.approx(expected, abs=1e-3)  # a difference of two ~1e3 float32s
-    assert added["sample"] != pytest.approx(added["mean"], rel=1e-3)
+            assert measured[on] == pytest.approx(mmd(pred[1], torch.randn_like(pred[1])).item(), rel=1e-5)
+    assert measured["sample"] != pytest.approx(measured["mean"], rel=1e-3)
     with pytest.raises(ValueError, match="mean"):
-        MMDCallback(on="z")
+        Objective("mmd", mmd_on="z")
 
 
 def test_elbo_learner_measures_mmd_without_training_on_it(dls, tmp_path):
     learn = _learner(dls, tmp_path, objective="elbo")
-    cb = next(c for c in learn.cbs if isinstance(c, MMDCallback))
-    assert cb.lam == 0.0
+    assert learn.loss_func.lam == 0.0 and learn.loss_func.beta == 1.0
+    x, _, y = dls.valid.one_batch()
+    with torch.no_grad():
+        learn.loss_func(learn.model.eval()(x), x, y)
+    assert learn.loss_func.parts["mmd"].item() > 0
     with pytest.raises(ValueError, match="lam"):
-        MMDCallback(lam=-1.0)
+        Objective("mmd", lam=-1.0)
 
 
 def test_bad_arguments_are_refused(dls, tmp_path):
@@ -289,7 +278,7 @@ def test_nan_guard_checking_every_few_batches_finds_the_nan_and_restores_a_check
     for k, v in states.values[3].items():  # the weights that gave batch 3 its finite loss
         assert torch.equal(state[k], v), k
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
-    assert len(learn.history) == 0  # stopped in the first epoch
+    assert len(learn.recorder.history) == 0  # stopped in the first epoch
 
 
 class CountHostReads(Callback):
@@ -377,9 +366,9 @@ def test_torch_adamw_trains_exactly_as_fastais_adam():
 def test_vae_learner_takes_fused_adamw_on_a_gpu_and_keeps_fastais_adam_on_a_cpu(dls, tmp_path):
     from fastai.optimizer import Adam, Optimizer
 
-    cuda = _default_opt_func(torch.device("cuda"))
+    cuda = default_opt_func(torch.device("cuda"))
     assert cuda.func is torch_adamw and cuda.keywords == {"fused": True}
-    assert _default_opt_func("cpu") is None and _default_opt_func(None) is None
+    assert default_opt_func("cpu") is None and default_opt_func(None) is None
     learn = _learner(dls, tmp_path)
     assert learn.opt_func is Adam
     learn.create_opt()
@@ -395,7 +384,7 @@ def test_vae_learner_uses_the_gpu_friendly_bar_and_no_bar_still_works(dls, tmp_p
     with learn.no_bar():
         assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
         learn.fit(1)
-    assert len(learn.history) == 1
+    assert len(learn.recorder.history) == 1
 
 
 def test_nan_guard_catches_a_diverging_learning_rate(dls, tmp_path):
@@ -446,11 +435,12 @@ def test_show_results_shows_inputs_above_reconstructions(dls, tmp_path, objectiv
     learn = _learner(dls, tmp_path, objective=objective)
     plt.close("all")
     learn.show_results(max_n=4)
-    fig = plt.gcf()
-    assert len(fig.axes) == 8  # 4 inputs, 4 reconstructions
-    assert fig.axes[0].get_ylabel() == "input" and fig.axes[4].get_ylabel() == "output"
-    top, bottom = fig.axes[0].images[0].get_array(), fig.axes[4].images[0].get_array()
-    assert top.shape == bottom.shape == (69, 69, 3) and not np.array_equal(top, bottom)
+    (ax,) = plt.gcf().axes  # one image of tiles: 4 inputs above 4 reconstructions, 2 black pixels between
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["input", "output"]
+    picture = np.asarray(ax.images[0].get_array())
+    assert picture.shape == (2 * 69 + 2, 4 * 69 + 3 * 2, 3)
+    top, bottom = picture[:69, :69], picture[71:, :69]
+    assert not np.array_equal(top, bottom)
     plt.close("all")
 
 
@@ -485,7 +475,7 @@ def _code_cell(path: Path, marker: str) -> str:
 
 
 def test_notebook_05_before_03_and_04_says_so_and_trains_quick_models(tmp_path, monkeypatch, capsys):
-    load_cell, train_cell = _code_cell(NOTEBOOK_05, 'saved = {"ELBO"'), _code_cell(NOTEBOOK_05, "missing = [")
+    load_cell = _code_cell(NOTEBOOK_05, "load_or_train(")
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path))  # a fresh data folder: no data/models yet
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (48, 69, 69, 3), dtype=np.uint8), rng.integers(0, 10, 48)
@@ -495,30 +485,31 @@ def test_notebook_05_before_03_and_04_says_so_and_trains_quick_models(tmp_path, 
     first = {"data": data, "profile": profile}
     exec(load_cell, first)
     out = capsys.readouterr().out
-    assert "ELBO: notebook 03_elbo has not saved a model yet; training a quick one below." in out
-    assert "MMD: notebook 04_mmd has not saved a model yet; training a quick one below." in out
-    exec(train_cell, first)
-    out = capsys.readouterr().out
-    assert "Training a quick ELBO-VAE (1 epochs): run notebook 03_elbo to use the one you train there." in out
-    assert "Training a quick MMD-VAE (1 epochs): run notebook 04_mmd to use the one you train there." in out
+    assert "training a new elbo model (none is saved yet)" in out
+    assert "training a new mmd model (none is saved yet)" in out
     assert list(first["quick"]) == ["ELBO", "MMD"]
     assert all(isinstance(m, VAE) and not m.training for m in first["quick"].values())
+    assert [checkpoint_info(tmp_path / "models" / n)["extra"]["objective"] for n in ("elbo", "mmd")] == ["elbo", "mmd"]
     # The main figures' models are the pretrained ones, whatever happened to the quick ones.
     assert all(m.config.widths == (32, 64, 128, 256) for m in first["models"].values())
 
-    # Notebook 03 has run since, 04 not yet: 05 loads the saved ELBO-VAE and trains only the MMD-VAE.
+    # Now notebook 03 has saved its ELBO-VAE for these galaxies, and 04 its MMD-VAE for other ones: 05 uses the
+    # first and trains (and saves) a new MMD-VAE instead of the second.
     torch.manual_seed(1)
     saved = build_model(TINY)
-    save_checkpoint(saved, tmp_path / "models" / "elbo", extra={"objective": "elbo"})
+    save_checkpoint(
+        saved, tmp_path / "models" / "elbo", extra={"objective": "elbo", "data": "random", "profile": "quick"}
+    )
+    save_checkpoint(build_model(TINY), tmp_path / "models" / "mmd", extra={"objective": "mmd", "data": "other"})
     second = {"data": data, "profile": profile}
     exec(load_cell, second)
-    exec(train_cell, second)
     out = capsys.readouterr().out
-    assert "ELBO: loaded the model 03_elbo saved (objective 'elbo', latent size 4)" in out
-    assert "Training a quick MMD-VAE" in out and "Training a quick ELBO-VAE" not in out
+    assert "using the elbo model saved as elbo" in out
+    assert "training a new mmd model (the saved one was trained with other settings)" in out
     assert list(second["quick"]) == ["ELBO", "MMD"]  # the order of the figures, however they were made
     loaded = second["quick"]["ELBO"].state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in saved.state_dict().items())
+    assert checkpoint_info(tmp_path / "models" / "mmd")["extra"]["data"] == "random"
 
 
 # ----------------------------------------------------------------------------------------------------------

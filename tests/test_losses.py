@@ -15,8 +15,6 @@ from galaxy_autoencoders.losses import (
     DEFAULT_SCALES,
     PerceptualLoss,
     class_aware_loss,
-    elbo_loss,
-    infovae_loss,
     infovae_weights,
     kernel_matrix,
     kl_divergence,
@@ -24,6 +22,7 @@ from galaxy_autoencoders.losses import (
     mmd,
     reconstruction_loss,
 )
+from galaxy_autoencoders.training import Objective
 
 # ----------------------------------------------------------------------------------------------------------
 # Reconstruction
@@ -183,29 +182,33 @@ def _batch(seed=0):
     return recon, x, mu, logvar
 
 
-def test_elbo_is_reconstruction_plus_beta_kl():
+def test_elbo_objective_is_reconstruction_plus_beta_kl():
     recon, x, mu, logvar = _batch()
     expected = reconstruction_loss(recon, x) + 4.0 * kl_divergence(mu, logvar)
-    assert torch.allclose(elbo_loss(recon, x, mu, logvar, beta=4.0), expected)
+    assert torch.allclose(Objective("elbo", beta=4.0)((recon, mu, logvar), x), expected)
 
 
-def test_infovae_alpha_one_is_the_mmd_vae():
+def test_mmd_objective_is_reconstruction_plus_lam_mmd_of_the_means():
     recon, x, mu, logvar = _batch()
-    z, prior = mu + 0.1, torch.randn(8, 6)
-    got = infovae_loss(recon, x, z, mu, logvar, alpha=1.0, lam=500.0, prior_samples=prior)
-    assert torch.allclose(got, reconstruction_loss(recon, x) + 500.0 * mmd(z, prior))
+    torch.manual_seed(3)
+    got = Objective("mmd", lam=500.0)((recon, mu, logvar), x)
+    torch.manual_seed(3)
+    assert torch.allclose(got, reconstruction_loss(recon, x) + 500.0 * mmd(mu, torch.randn_like(mu)))
 
 
-def test_infovae_alpha_zero_lam_one_is_the_elbo():
+def test_infovae_weights_give_the_elbo_and_the_mmd_vae():
     recon, x, mu, logvar = _batch()
-    got = infovae_loss(recon, x, mu, mu, logvar, alpha=0.0, lam=1.0)
-    assert torch.allclose(got, elbo_loss(recon, x, mu, logvar))
+    beta, lam = infovae_weights(alpha=0.0, lam=1.0)  # InfoVAE's ELBO: KL weight 1, MMD weight 0
+    assert (beta, lam) == (1.0, 0.0)
+    assert torch.allclose(
+        Objective("mmd", beta=beta, lam=lam)((recon, mu, logvar), x), Objective("elbo")((recon, mu, logvar), x)
+    )
+    assert infovae_weights(alpha=1.0, lam=500.0) == (0.0, 500.0)  # the blog's MMD-VAE
 
 
 def test_infovae_refuses_a_negative_mmd_weight():
-    recon, x, mu, logvar = _batch()
     with pytest.raises(ValueError, match=r"alpha \+ lam - 1 = -0\.5"):
-        infovae_loss(recon, x, mu, mu, logvar, alpha=-0.5, lam=1.0)
+        infovae_weights(alpha=-0.5, lam=1.0)
     with pytest.raises(ValueError, match="negative"):
         infovae_weights(alpha=0.5, lam=0.2)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from galaxy_autoencoders.data import GalaxyDataError
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.datasets import GalaxyDataError
 from galaxy_autoencoders.losses import kl_per_dim
 from galaxy_autoencoders.metrics import (
     active_units,

@@ -10,7 +10,7 @@ from fastai.callback.core import Callback, CancelFitException
 from scipy.stats import spearmanr
 
 from galaxy_autoencoders import pretrained
-from galaxy_autoencoders.datasets import load_galaxies
+from galaxy_autoencoders.data import load_galaxies
 from galaxy_autoencoders.metrics import galaxy_colour, reconstruct_all
 from galaxy_autoencoders.models import VAE, AutoEncoder
 

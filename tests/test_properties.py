@@ -10,13 +10,13 @@ import torch
 from fastai.callback.core import Callback, CancelBatchException
 
 from galaxy_autoencoders.config import get_profile
+from galaxy_autoencoders.data import load_galaxies
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.datasets import load_galaxies
 from galaxy_autoencoders.latent import latent_stats, prior_codes
-from galaxy_autoencoders.learner import vae_learner
 from galaxy_autoencoders.losses import kl_divergence, mmd, reconstruction_loss
 from galaxy_autoencoders.metrics import baseline_report, encode_all, kl_per_dimension
 from galaxy_autoencoders.models import ModelConfig, build_model, reparameterize
+from galaxy_autoencoders.training import vae_learner
 
 TINY = ModelConfig(latent_size=4, widths=(4, 8, 8, 8))
 

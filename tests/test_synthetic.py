@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from galaxy_autoencoders import synthetic
+from galaxy_autoencoders.data import synthetic
 
 pytest.importorskip("galsim")
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from galaxy_autoencoders.datasets import GalaxyDataError
+from galaxy_autoencoders.data import GalaxyDataError
 from galaxy_autoencoders.display import to_hwc_uint8
-from galaxy_autoencoders.latent import decode, latent_stats, prior_stats
+from galaxy_autoencoders.inference import decode
+from galaxy_autoencoders.latent import latent_stats, prior_stats
 from galaxy_autoencoders.metrics import encode_all
 from galaxy_autoencoders.models import ModelConfig, build_model
 from galaxy_autoencoders.widgets import LatentExplorer, png_bytes
@@ -102,7 +103,7 @@ def test_encode_button_sets_the_sliders_to_the_galaxys_code(model, images):
 
 
 def test_galaxies_with_labels_name_the_class_and_no_images_means_the_prior(model, images):
-    from galaxy_autoencoders.datasets import Galaxies
+    from galaxy_autoencoders.data import Galaxies
 
     galaxies = Galaxies(images, np.arange(16) % 2, ("round", "spiral"), None, "test", None)
     explorer = LatentExplorer(model, galaxies, k=2)

@@ -17,13 +17,9 @@ compile on a CPU too (inductor then needs a C++ compiler; it is slower to start 
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see dataloaders.py)
-    from fastai.callback.core import Callback
+from .._fastai import Callback
 
 
 class CompileModel(Callback):

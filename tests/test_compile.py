@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_autoencoders.capture import CompileModel
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.learner import save_learner, vae_learner
 from galaxy_autoencoders.models import ModelConfig, load_checkpoint
+from galaxy_autoencoders.training import CompileModel, save_learner, vae_learner
 
 CONFIG = ModelConfig(widths=(8, 16, 32, 64), latent_size=8)
 
@@ -45,7 +44,9 @@ def test_compiled_training_matches_eager_within_a_thousandth(eager_and_compiled)
     assert "forward" not in compiled.model.__dict__
     # Same batches, same eps, same weights at the start: only the order of floating-point sums differs.
     for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
-        assert compiled.history[-1][column] == pytest.approx(eager.history[-1][column], rel=1e-3), column
+        assert compiled.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), (
+            column
+        )
     # The trained models agree too. (Not weight by weight: a convolution's bias before a batch norm gets a
     # gradient of pure rounding noise, which Adam turns into full-size steps, so those biases wander apart.)
     x = eager.dls.valid.one_batch()[0]

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .checks import STAMP
+
 # Bump when the rendering changes: cached files carry the version in their name, so stale ones are not reused.
 SYNTHETIC_VERSION = 1
 
-STAMP = 69  # pixels, as Galaxy10 SDSS
 OVERSAMPLE = 2  # the young component is drawn on a grid this much finer than the stamp
 BANDS = ("g", "r", "i")
 
@@ -353,7 +354,7 @@ def render_galaxies(
     chunk = 64
     jobs = [(seed, start, labels[start : start + chunk]) for start in range(0, n, chunk)]
 
-    from .progress import Bar
+    from ..progress import Bar
 
     bar = Bar(n, "Rendering galaxies", unit="galaxies", disable=not progress)
     results = []

@@ -23,25 +23,12 @@ gradient exchange after each batch would cost more than the batch.
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import contextmanager
 
 import torch
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # fastai 2.8 on torch >= 2.9 (see dataloaders.py)
-    from fastai.callback.progress import ProgressCallback
-    from fastai.data.core import DataLoaders
-
-
-def world_size() -> int:
-    """How many processes train together: WORLD_SIZE as torchrun or `accelerate launch` sets it (1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    """This process's number, 0 to world_size() - 1 (0 when not launched by torchrun)."""
-    return int(os.environ.get("RANK", "0"))
+from .._fastai import DataLoaders, ProgressCallback
+from ..config import rank, world_size
 
 
 def process_device() -> torch.device:

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import STAMP, Galaxies, GalaxyDataError, _class_names, _open_h5, check_labels
+from .checks import STAMP, check_labels
+from .errors import GalaxyDataError
+from .galaxies import Galaxies
+from .hdf5 import _class_names, _open_h5
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")

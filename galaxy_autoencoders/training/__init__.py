@@ -1,0 +1,38 @@
+"""Training, in the order a reader meets it: the objective (`objective`), the callbacks (`callbacks`), the
+learner that puts them together (`learner`), its table (`recorder`), and what makes it fast on a GPU (`speed`,
+`compile`) or on several (`distributed`).
+
+    from galaxy_autoencoders.training import vae_learner
+    learn = vae_learner(dls, objective="mmd")
+    learn.fit_one_cycle(6, 3e-3)
+"""
+
+from .callbacks import ClassAwareCallback, EpochCheckpoint, KLWarmup, NaNGuard, PerceptualCallback
+from .compile import CompileModel
+from .learner import last_metrics, load_or_train, save_learner, vae_learner, vae_learner_defaults
+from .objective import OBJECTIVES, LossPart, Objective
+from .recorder import TableRecorder
+from .speed import HOST_SYNC_EVERY, CPUBFloat16, GPUFriendlyProgress, cpu_has_bf16, torch_adamw
+
+__all__ = [
+    "HOST_SYNC_EVERY",
+    "OBJECTIVES",
+    "CPUBFloat16",
+    "ClassAwareCallback",
+    "CompileModel",
+    "EpochCheckpoint",
+    "GPUFriendlyProgress",
+    "KLWarmup",
+    "LossPart",
+    "NaNGuard",
+    "Objective",
+    "PerceptualCallback",
+    "TableRecorder",
+    "cpu_has_bf16",
+    "last_metrics",
+    "load_or_train",
+    "save_learner",
+    "torch_adamw",
+    "vae_learner",
+    "vae_learner_defaults",
+]
