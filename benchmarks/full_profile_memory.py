@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pca:  # notebook 02, as written there
         from sklearn.decomposition import PCA
 
-        train_idx = dls.train.idxs.cpu().numpy()[: args.pca_max]
+        train_idx = dls.train.rows()[: args.pca_max]
         train_x = data.images[train_idx].reshape(len(train_idx), -1) / 255.0
-        valid_x = data.images[dls.valid.idxs.cpu().numpy()].reshape(dls.valid.n, -1) / 255.0
+        valid_x = data.images[dls.valid.rows()].reshape(dls.valid.n, -1) / 255.0
         pca = PCA(n_components=20, random_state=profile.seed).fit(train_x)
         codes = (valid_x - pca.mean_) @ pca.components_[:8].T
         _ = np.clip(codes @ pca.components_[:8] + pca.mean_, 0, 1)

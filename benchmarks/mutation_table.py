@@ -68,8 +68,8 @@ MUTATIONS = [
     (
         "evaluate reporting every dimension active",
         "galaxy_autoencoders/metrics.py",
-        'report["active_units"] = active_units(kl)',
-        'report["active_units"] = len(kl)',
+        '"active_units": active_units(mu),',
+        '"active_units": mu.shape[1],',
         ["tests/test_metrics.py"],
     ),
     (
@@ -89,8 +89,8 @@ MUTATIONS = [
     (
         "the demo's figure showing the inputs where the reconstructions belong",
         "galaxy_autoencoders/commands.py",
-        "recons = {name: reconstruct_all(model, x)[1] for name, model in models.items()}",
-        "recons = {name: x.clone() for name, model in models.items()}",
+        "recons = {name.upper(): reconstruct_all(model, x)[1] for name, model in models.items()}",
+        "recons = {name.upper(): x.clone() for name, model in models.items()}",
         ["tests/test_properties.py"],
     ),
     (

@@ -3,7 +3,8 @@
     python benchmarks/mutation_testing.py [--children 2] [--report-only]
 
 mutmut copies the package into mutants/, makes one small change at a time (a + for a -, 0.5 for 1.5, a default
-argument, a dropped call) in losses.py, models.py, latent.py, metrics.py and learner.py, and runs the tests of
+argument, a dropped call) in the modules listed under [tool.mutmut] in pyproject.toml (losses, models, latent,
+metrics, inference, the training objective and callbacks), and runs the tests of
 those modules that cover the changed function (tests/test_losses.py, _models, _latent, _metrics, _properties,
 _learner). A change the tests notice is "killed"; one they do not is "survived", and is either a gap in the tests
 or an equivalent change (one that cannot alter behaviour, e.g. a batch size of 257 instead of 256 for a

@@ -7,7 +7,7 @@ uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same
 
 1. package:   `galaxy_dls` + `vae_learner(objective="mmd")` + `learn.fit`, exactly as the notebooks do
               (progress bar and loss-part columns included); on CUDA that compiles the model
-              (`capture.CompileModel`: torch.compile, CUDA graphs);
+              (`training.CompileModel`: torch.compile, CUDA graphs);
 1b. eager:    the same with `vae_learner(compile=False)`, the package's path before it compiled;
 2. plain:     a hand-written PyTorch loop over the same device-resident uint8 tensor with the same on-device
               symmetry augmentation and AdamW with fastai's Adam settings: the limit for this model
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     labels = np.arange(n) % 10
     # One split for every path: the package's own, so all four train on the same galaxies.
     split = galaxy_dls(images, labels, bs=bs, device="cpu")
-    train_idx = split.train.idxs.numpy()
-    valid_idx = split.valid.idxs.numpy()
+    train_idx = split.train.rows()
+    valid_idx = split.valid.rows()
     n_train = len(split.train) * bs  # full batches only (drop_last), as in every path
 
     setup = {
@@ -411,7 +411,7 @@ def _to_result(images, labels, bs, config, device, profile, epochs: int, name: s
     train_loss, valid_loss = float(last["train_loss"]), float(last["valid_loss"])
     print(
         f"\nTo a result: {epochs} epoch{'s' * (epochs != 1)} of the {name} path over "
-        f"{len(dls.train.idxs):,} galaxies (fit_one_cycle, validation included) took {seconds:.1f} s; "
+        f"{dls.train.n:,} galaxies (fit_one_cycle, validation included) took {seconds:.1f} s; "
         f"final losses {train_loss:.4f} (train), {valid_loss:.4f} (valid).",
         flush=True,
     )

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train one autoencoder or VAE and save it",
         description="Train one model and save it with its history and figures. On N GPUs of one machine: "
-        "--nproc N (--bs is then the batch of all N together; see galaxy_autoencoders/distributed.py).",
+        "--nproc N (--bs is then the batch of all N together; see galaxy_autoencoders/training/distributed.py).",
     )
     train.add_argument(
         "--objective",
@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = args.func(args)
     except KeyboardInterrupt:
-        print("galaxy-ae: interrupted; files already written are complete (writes are atomic).", file=sys.stderr)
+        print(
+            "galaxy-ae: interrupted; files already written are complete (writes are atomic; history.csv "
+            "holds the epochs that finished).",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:
         if args.debug:

@@ -1,11 +1,9 @@
 """Moved to `galaxy_autoencoders.data` (one module per job there). This module is kept so that existing notebooks
-and scripts (`from galaxy_autoencoders.datasets import load_galaxies`) keep working: it answers with the names of
-`galaxy_autoencoders.data`."""
+and scripts (`from galaxy_autoencoders.datasets import load_galaxies`) keep working."""
 
-from . import data as _data
+from . import _moved_to
+from .data import __all__  # noqa: F401  (the public names, for `from ... import *`)
 
-__all__ = _data.__all__
-
-
-def __getattr__(name: str):
-    return getattr(_data, name)
+__getattr__ = _moved_to(
+    "data", ("checks", "folders", "downloader", "decals", "hdf5", "galaxy10", "registry", "galaxies", "errors")
+)

@@ -76,12 +76,11 @@ def show_images(images, titles=None, ncols: int = 8, figsize=None, row_labels=No
     images = to_hwc_uint8(images)
     ncols = max(1, min(ncols, len(images)))
     nrows = math.ceil(len(images) / ncols)
-    grid = image_grid(images, ncols)
+    grid, tile = image_grid(images, ncols), images.shape[1]
     if titles is None:
-        return grid_figure(grid, row_labels=row_labels or (), size=1.3, figsize=figsize)
+        return grid_figure(grid, row_labels=row_labels or (), tile=tile, size=1.3, figsize=figsize)
     # Each row of galaxies gets a white band above it for its titles, wrapped at about a galaxy's width.
     titles = [textwrap.fill(str(t), 18) for t in titles]
-    tile = images.shape[1]
     band = 9 * max(t.count("\n") + 1 for t in titles)  # pixels: a 7-point line is ~8 pixels of a galaxy 1.3" wide
     white = np.full((band, grid.shape[1], 3), 255, dtype=np.uint8)
     rows = [grid[r * (tile + 2) : r * (tile + 2) + tile] for r in range(nrows)]

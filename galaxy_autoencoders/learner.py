@@ -1,11 +1,7 @@
 """Moved to `galaxy_autoencoders.training` (one module per concept there). This module is kept so that existing
-notebooks and scripts (`from galaxy_autoencoders.learner import vae_learner`) keep working: it answers with the
-names of `galaxy_autoencoders.training`."""
+notebooks and scripts (`from galaxy_autoencoders.learner import vae_learner`) keep working."""
 
-from . import training as _training
+from . import _moved_to
+from .training import __all__  # noqa: F401  (the public names, for `from ... import *`)
 
-__all__ = _training.__all__
-
-
-def __getattr__(name: str):
-    return getattr(_training, name)
+__getattr__ = _moved_to("training", ("objective", "callbacks", "recorder", "speed", "compile", "learner"))

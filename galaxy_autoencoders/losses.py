@@ -83,22 +83,35 @@ def _bandwidths(scales: tuple[float, ...], latent_size: int, device: torch.devic
 
 
 def mmd(
-    x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales: tuple[float, ...] = DEFAULT_SCALES
+    x: torch.Tensor,
+    y: torch.Tensor,
+    kernel: str = "imq",
+    scales: tuple[float, ...] = DEFAULT_SCALES,
+    unbiased: bool = False,
 ) -> torch.Tensor:
-    """Maximum mean discrepancy between samples x (N, L) and y (M, L) -> scalar >= 0 (biased V-statistic).
+    """Squared maximum mean discrepancy MMD^2 between samples x (N, L) and y (M, L) -> scalar.
 
-    MMD^2 = mean k(x, x') + mean k(y, y') - 2 mean k(x, y), means over all pairs including i = j. This biased
-    estimator is >= 0 and exactly 0 for identical samples, so the number reads as a distance; the price is an
-    offset of order (number of bandwidths) / N above the true value, small for batches of 64 or more. (The
-    unbiased U-statistic drops the i = j pairs and can go negative.)
+    MMD^2 = mean k(x, x') + mean k(y, y') - 2 mean k(x, y) (Gretton et al. 2012). unbiased=False (what training
+    uses): the V-statistic, means over all pairs including i = j; it is >= 0 and exactly 0 for identical
+    samples, so it reads as a distance, at the price of an offset of order (number of bandwidths) / N above the
+    true value. unbiased=True: the U-statistic, which leaves out the i = j pairs of k(x, x') and k(y, y'); its
+    average over many samples is the true MMD^2, and for two samples of one distribution it scatters around 0,
+    negative about half the time.
     """
-    n = len(x)
+    n, m = len(x), len(y)
     both = torch.cat([x.float(), y.float()])  # (N + M, L): one kernel matrix holds all three blocks
     k = kernel_matrix(both, both, kernel, scales)  # (N + M, N + M)
     # Means of values near 1 whose difference is small: summed in float64 (where the device has it), so the
     # distance keeps its digits and mmd(x, y) == mmd(y, x) to rounding.
     k = k.double() if k.device.type != "mps" else k
-    kxx, kyy, kxy = k[:n, :n].mean(), k[n:, n:].mean(), k[:n, n:].mean()
+    kxy = k[:n, n:].mean()
+    if unbiased:
+        if min(n, m) < 2:
+            raise ValueError(f"The unbiased MMD^2 needs at least 2 samples on each side, got {n} and {m}.")
+        kxx = (k[:n, :n].sum() - k[:n, :n].diagonal().sum()) / (n * (n - 1))
+        kyy = (k[n:, n:].sum() - k[n:, n:].diagonal().sum()) / (m * (m - 1))
+        return (kxx + kyy - 2 * kxy).float()
+    kxx, kyy = k[:n, :n].mean(), k[n:, n:].mean()
     # The sum is >= 0 in exact arithmetic (a positive definite kernel); clamp the float round-off.
     return (kxx + kyy - 2 * kxy).clamp_min(0.0).float()
 

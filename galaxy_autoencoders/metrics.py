@@ -19,7 +19,7 @@ from .inference import batches, encode, evaluating, model_device, outputs
 # Their home is inference.py; importable from here too, where they were first.
 from .inference import encode_all as encode_all
 from .inference import reconstruct_all as reconstruct_all
-from .losses import kl_per_dim
+from .losses import kl_per_dim, mmd
 
 
 def reconstruction_mse(model: nn.Module, images, bs: int = 256) -> float:
@@ -52,6 +52,21 @@ def bootstrap_difference(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
     means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)  # (n_boot,)
     low, high = np.percentile(means, [2.5, 97.5])
     return {"mean": float(d.mean()), "low": float(low), "high": float(high)}
+
+
+def mmd_test(x: torch.Tensor, y: torch.Tensor, n_perm: int = 200, seed: int = 0, **kernel) -> dict:
+    """MMD as a two-sample test (Gretton et al. 2012): the unbiased MMD^2 of samples x (N, L), y (M, L) and its
+    p-value, the fraction of n_perm random re-splits of the pooled points whose MMD^2 is at least as large.
+
+    A small p-value: samples this different rarely come from one distribution. kernel: mmd's kernel, scales."""
+    observed = float(mmd(x, y, unbiased=True, **kernel))
+    pooled = torch.cat([x.float(), y.float()])
+    g = torch.Generator().manual_seed(seed)
+    count = 0
+    for _ in range(n_perm):
+        order = torch.randperm(len(pooled), generator=g)
+        count += float(mmd(pooled[order[: len(x)]], pooled[order[len(x) :]], unbiased=True, **kernel)) >= observed
+    return {"mmd2": observed, "p_value": (count + 1) / (n_perm + 1)}
 
 
 def galaxy_colour(images: torch.Tensor, reference: torch.Tensor | None = None, top: float = 0.1) -> np.ndarray:
@@ -172,12 +187,20 @@ def kl_per_dimension(model: nn.Module, images, bs: int = 256) -> torch.Tensor:
     return (total / count).float()
 
 
-def active_units(kl_per_dim: torch.Tensor, threshold: float = 0.01) -> int:
-    """Number of latent dimensions whose average KL (nats) exceeds threshold: the dimensions the model uses.
+def active_units(mu, threshold: float = 0.01) -> int:
+    """Number of latent dimensions whose mean code varies across galaxies: Var_x(E_q[z_j | x]) > threshold, the
+    definition of Burda et al. (2016); mu: the latent means of many galaxies, (N, L).
 
-    A dimension whose posterior equals the prior for every galaxy (KL ~ 0) carries no information. This is the
-    KL definition; Burda et al. (2016) count dimensions whose means vary across images, Cov_x(E[z_j|x]) > 0.01.
-    """
+    A dimension whose mean is the same for every galaxy tells the decoder nothing about which galaxy it is,
+    whatever its KL. (Counting dimensions by KL instead, `active_units_kl`, fails for the MMD-VAE: its MMD
+    constrains only the means, so its sigmas, and with them every dimension's KL, are free.)"""
+    mu = torch.as_tensor(mu, dtype=torch.float64)
+    return int((mu.var(0) > threshold).sum())
+
+
+def active_units_kl(kl_per_dim: torch.Tensor, threshold: float = 0.01) -> int:
+    """Number of latent dimensions whose average KL (nats) exceeds threshold (see `active_units` for why the
+    package reports the other definition)."""
     return int((torch.as_tensor(kl_per_dim) > threshold).sum())
 
 
@@ -186,6 +209,26 @@ def _angle_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
     # jumps from 180 back to 0 and would hide any correlation.
     rad = np.deg2rad(2 * values)
     return {f"cos2_{name}": np.cos(rad), f"sin2_{name}": np.sin(rad)}
+
+
+def _parameter_columns(params: dict, n: int, angles_deg: tuple[str, ...] = ("position_angle_deg",)) -> dict:
+    """{column: values (n,)}: each parameter, each orientation in angles_deg split into cos/sin of twice it."""
+    columns: dict[str, np.ndarray] = {}
+    for name, values in params.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"Parameter {name!r} has shape {values.shape}; expected one value per galaxy, ({n},).")
+        columns.update(_angle_columns(name, values) if name in angles_deg else {name: values})
+    return columns
+
+
+def _unit_ranks(table: np.ndarray) -> np.ndarray:
+    """Each column's ranks (ties averaged), centred and scaled to unit length: the dot product of two columns is
+    their Spearman rho. A constant column becomes NaN."""
+    ranks = rankdata(table, axis=0)
+    ranks -= ranks.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ranks / np.sqrt((ranks**2).sum(0))
 
 
 def latent_parameter_correlation(
@@ -197,21 +240,44 @@ def latent_parameter_correlation(
     replaced by cos(2 PA) and sin(2 PA) columns. Ties get average ranks; a constant column gives NaN.
     """
     mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
-    n, latent = mu.shape
-    columns: dict[str, np.ndarray] = {}
-    for name, values in params.items():
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != (n,):
-            raise ValueError(f"Parameter {name!r} has shape {values.shape}; expected one value per galaxy, ({n},).")
-        columns.update(_angle_columns(name, values) if name in angles_deg else {name: values})
-    table = np.column_stack([mu] + list(columns.values()))  # (N, L + P)
-    ranks = rankdata(table, axis=0)  # (N, L + P)
-    ranks -= ranks.mean(0)
-    norms = np.sqrt((ranks**2).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ranks /= norms  # constant columns: 0 / 0 = NaN, reported as such
+    latent = mu.shape[1]
+    columns = _parameter_columns(params, len(mu), angles_deg)
+    ranks = _unit_ranks(np.column_stack([mu] + list(columns.values())))  # (N, L + P)
     rho = ranks[:, :latent].T @ ranks[:, latent:]  # (L, P)
     return pd.DataFrame(rho, index=[f"z{j}" for j in range(latent)], columns=list(columns))
+
+
+# What the camera and the stamp set rather than the galaxy: the noise, the seeing, and the angular size (each
+# stamp is scaled to the galaxy's r90, so on the stamp r90_arcsec changes only how much the seeing blurs it).
+OBSERVING_CONDITIONS = ("snr", "psf_fwhm_px", "r90_arcsec")
+
+
+def correlation_null(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed: int = 0, q: float = 95) -> pd.Series:
+    """What `latent_parameter_correlation`'s best |rho| per parameter reaches by chance: the q-th percentile,
+    over n_perm random shuffles of the galaxies' parameter values, of the largest |rho| among the latent
+    dimensions. A parameter whose best |rho| exceeds it is tracked at the (100 - q)% level. Series by column."""
+    mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
+    columns = _parameter_columns(params, len(mu))  # the columns of latent_parameter_correlation's table
+    z = _unit_ranks(mu)  # (N, L)
+    p = _unit_ranks(np.column_stack(list(columns.values())))  # (N, P)
+    rng = np.random.default_rng(seed)
+    best = np.empty((n_perm, p.shape[1]))
+    for k in range(n_perm):
+        best[k] = np.nanmax(np.abs(z.T @ p[rng.permutation(len(p))]), axis=0)  # (P,)
+    return pd.Series(np.percentile(best, q, axis=0), index=list(columns))
+
+
+def latent_parameter_table(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per true parameter: the latent dimension that tracks it best, its |rho|, the 95% null (`correlation_null`)
+    and "*" where |rho| is above the null; the galaxy's own properties first, then the observing conditions
+    (OBSERVING_CONDITIONS), each group by |rho|. Rounded to 2 decimals, so that a printed table repeats."""
+    rho = latent_parameter_correlation(mu, params).abs()
+    null = correlation_null(mu, params, n_perm=n_perm, seed=seed)
+    table = pd.DataFrame({"dim": rho.idxmax(axis=0), "|rho|": rho.max(axis=0), "null 95%": null})
+    table["above null"] = np.where(table["|rho|"] > table["null 95%"], "*", "")
+    table["kind"] = ["observing" if name in OBSERVING_CONDITIONS else "galaxy" for name in table.index]
+    table = table.sort_values(["kind", "|rho|"], ascending=[True, False])
+    return table.round({"|rho|": 2, "null 95%": 2})
 
 
 def evaluate(
@@ -220,7 +286,8 @@ def evaluate(
     """The numbers the demo and notebook 04 report for one model on images (e.g. the validation DataLoaders).
 
     Returns {"mse": per-pixel MSE over all images, "sharpness": sharpness ratio over the first n,
-    "active_units": int and "kl_per_dim": list (VAEs; None for an AutoEncoder), "best_correlation":
+    "active_units": int (Burda's definition, any model), "active_units_kl": int and "kl_per_dim": list (VAEs;
+    None for an AutoEncoder), "best_correlation":
     {parameter: max |Spearman rho| over latent dims}} (the last only when the true params of the same galaxies,
     in the same order, are given, e.g. `params` of a synthetic `Galaxies` together with its DataLoaders, which
     `evaluate` then restricts to the validation galaxies). Plain floats and ints: ready for json.dumps.
@@ -243,12 +310,13 @@ def evaluate(
     report = {
         "mse": sq_err / values,
         "sharpness": sharpness_ratio(torch.cat(recons), torch.cat(xs)),
-        "active_units": None,
+        "active_units": active_units(mu),
+        "active_units_kl": None,
         "kl_per_dim": None,
     }
     if kl_sum is not None:
         kl = (kl_sum / len(mu)).float()
-        report["active_units"] = active_units(kl)
+        report["active_units_kl"] = active_units_kl(kl)
         report["kl_per_dim"] = [float(v) for v in kl]
     if params is not None:
         if hasattr(loader, "rows"):  # a loader serves a subset: its galaxies' rows of the whole set's parameters

@@ -12,7 +12,7 @@ import torch
 
 from galaxy_autoencoders.cli import main
 from galaxy_autoencoders.config import get_profile
-from galaxy_autoencoders.metrics import active_units
+from galaxy_autoencoders.metrics import active_units_kl
 
 pytest.importorskip("galsim")
 
@@ -97,7 +97,7 @@ def test_demo_writes_its_figures_gif_and_metrics(tmp_path, monkeypatch):
     for name in ("elbo", "mmd"):
         r = report[name]
         assert set(r) >= {"mse", "mean_image_mse", "mse_ratio", "colour_rho", "peak_ratio", "sharpness"}
-        assert r["active_units"] == active_units(torch.tensor(r["kl_per_dim"])) and len(r["kl_per_dim"]) == 20
+        assert r["active_units_kl"] == active_units_kl(torch.tensor(r["kl_per_dim"])) and len(r["kl_per_dim"]) == 20
         assert set(r["best_correlation"]) >= {"arm_pitch_deg", "disk_q", "cos2_position_angle_deg"}
     with Image.open(out / "latent_walk.gif") as gif:
         assert gif.n_frames == 48

@@ -12,6 +12,7 @@ from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.losses import kl_per_dim
 from galaxy_autoencoders.metrics import (
     active_units,
+    active_units_kl,
     encode_all,
     evaluate,
     high_frequency_power,
@@ -95,7 +96,7 @@ def test_encode_all_accepts_every_image_container():
     assert torch.allclose(encode_all(model, x, bs=7), expected, atol=1e-5)
 
     dls = galaxy_dls(images, bs=4, valid_pct=0.25, device="cpu")
-    valid_idx = dls.valid.idxs
+    valid_idx = torch.from_numpy(dls.valid.rows())
     assert torch.allclose(encode_all(model, dls), expected[valid_idx], atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         encode_all(model, torch.rand(2, 69, 69, 3))
@@ -136,10 +137,18 @@ def test_kl_per_dimension_and_active_units():
     kl = kl_per_dimension(model, x, bs=3)
     assert kl.shape == (5,)
     assert torch.allclose(kl, kl_per_dim(mu, logvar), rtol=1e-5)
-    assert active_units(torch.tensor([0.0, 0.005, 0.02, 1.0])) == 2
-    assert active_units(torch.tensor([0.0, 0.005, 0.02, 1.0]), threshold=0.001) == 3
+    assert active_units_kl(torch.tensor([0.0, 0.005, 0.02, 1.0])) == 2
+    assert active_units_kl(torch.tensor([0.0, 0.005, 0.02, 1.0]), threshold=0.001) == 3
     with pytest.raises(TypeError, match="VAE"):
         kl_per_dimension(build_model(ModelConfig(kind="ae", latent_size=3, widths=(4, 4, 4, 4))), x)
+
+
+def test_active_units_counts_dimensions_whose_means_vary_across_galaxies():
+    # Burda et al.: Var_x E[z_j | x] > 0.01. Standard deviations 0, 0.05, 0.2 and 1 across 1,000 galaxies.
+    mu = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0)) * torch.tensor([0.0, 0.05, 0.2, 1.0])
+    assert active_units(mu) == 2
+    assert active_units(mu, threshold=0.001) == 3
+    assert active_units(mu + 5.0) == 2  # a constant offset is no information
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,6 +214,10 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     if kind == "vae":
         kl = kl_per_dimension(model, dls)
         assert report["kl_per_dim"] == pytest.approx(kl.tolist(), rel=1e-5)
-        assert report["active_units"] == active_units(kl) == 4  # all but the switched-off dimension 4
+        assert report["active_units_kl"] == active_units_kl(kl) == 4  # all but the switched-off dimension 4
     else:
-        assert report["active_units"] is None and report["kl_per_dim"] is None
+        assert report["active_units_kl"] is None and report["kl_per_dim"] is None
+    mu = encode_all(model, dls)
+    assert report["active_units"] == active_units(mu)
+    if kind == "vae":
+        assert active_units(mu[:, 4:]) == 0  # the switched-off dimension's mean is 0 for every galaxy

@@ -140,7 +140,7 @@ def test_mmd_gradients_are_those_of_recon_plus_lambda_mmd_of_the_means(dls):
     def loss(weight):
         torch.manual_seed(1234)
         recon, mu, _ = model(got.inputs)  # draws epsilon, as the fastai batch did
-        prior = torch.randn_like(mu)  # then the MMD callback's prior sample
+        prior = torch.randn_like(mu)  # then the MMD term's prior sample
         return reconstruction_loss(recon, got.inputs) + weight * mmd(mu, prior)
 
     want, without_mmd = _grads(model, loss(lam)), _grads(model, loss(0.0))
@@ -196,7 +196,7 @@ def test_latent_stats_agree_with_encode_all_and_the_kl(galaxies):
 # What the demo writes
 
 
-def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstructions(tmp_path, monkeypatch):
+def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstructions(tmp_path, monkeypatch, capsys):
     from galaxy_autoencoders import cli, plots
     from galaxy_autoencoders.metrics import reconstruct_all
     from galaxy_autoencoders.models import load_checkpoint
@@ -229,6 +229,19 @@ def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstru
         assert 0.005 < r["mean_image_mse"] < 0.05  # the mean image of dark-sky stamps; flat grey would be ~0.19
     d = report["elbo_minus_mmd_mse"]
     assert d["low"] <= d["mean"] <= d["high"] and "mmd_sharper_than_elbo" not in report
+    # Synthetic galaxies: both models also scored against the same noiseless truth.
+    elbo, mmd = report["elbo"]["vs_truth"], report["mmd"]["vs_truth"]
+    assert elbo["noise_mse"] == mmd["noise_mse"] > 0.001  # the inputs' own noise, the same for both
+    d = report["elbo_minus_mmd_mse_vs_truth"]
+    assert d["mean"] == pytest.approx(elbo["mse_vs_truth"] - mmd["mse_vs_truth"], rel=1e-6)
+    d = report["elbo_minus_mmd_detail"]
+    assert d["mean"] == pytest.approx(elbo["detail_recovered"] - mmd["detail_recovered"], abs=1e-9)
+
+    # Run again into the same folder: the models saved there are used, not trained again, and say so.
+    capsys.readouterr()
+    assert cli.main(["demo", "--quick", "--n", "128", "--epochs", "1", "--out", str(out)]) == 0
+    assert "using the elbo model saved as elbo" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text()) == report
 
 
 def test_a_uint8_tensor_is_drawn_with_its_own_values_not_clipped_to_one():

@@ -19,6 +19,7 @@ class Galaxies:
     name: str
     path: Path | None
     ids: tuple[str, ...] | None = None  # each galaxy's file name or index (own cutouts, cutouts.read_cutouts)
+    seed: int | None = None  # synthetic only: galaxy i was rendered from default_rng([seed, i]) (render_truth)
 
     @property
     def labelled(self) -> bool:

@@ -93,7 +93,9 @@ def _load_synthetic(folder: Path, n: int, seed: int, progress: bool) -> Galaxies
     path = folder / f"synthetic_v{synthetic.SYNTHETIC_VERSION}_n{n}_seed{seed}.h5"
     if not path.exists():
         make_synthetic(path, n, seed=seed, progress=progress)
-    return read_galaxy10(path)
+    galaxies = read_galaxy10(path)
+    galaxies.seed = seed
+    return galaxies
 
 
 def make_synthetic(

@@ -151,7 +151,7 @@ def vae_learner_defaults() -> dict:
 
 def last_metrics(learn: Learner) -> dict[str, float]:
     """The latest trained epoch's row of fastai's table as {column: value} (train_loss, valid_loss, recon, ...)."""
-    history = learn.recorder.history
+    history = getattr(getattr(learn, "recorder", None), "history", None)  # TableRecorder's (vae_learner)
     return dict(history[-1]) if history else {}
 
 
@@ -176,7 +176,7 @@ def load_or_train(path: str | os.PathLike, dls, objective: str, profile, expect:
     saved = checkpoint_info(path).get("extra") or {} if path.with_name(path.name + ".json").exists() else None
     if saved is not None and all(saved.get(key) == value for key, value in wanted.items()):
         print(f"using the {objective} model saved as {path.name}")
-        return load_checkpoint(path).eval()
+        return load_checkpoint(path, map_location=getattr(dls, "device", None) or "cpu").eval()
     why = "none is saved yet" if saved is None else "the saved one was trained with other settings"
     print(f"training a new {objective} model ({why})")
     learn = (fit or _profile_fit(dls, profile))(objective)

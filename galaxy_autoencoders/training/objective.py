@@ -72,7 +72,8 @@ class Objective:
             return loss
         recon, mu, logvar = pred  # (B, C, H, W), (B, L), (B, L)
         rec, kl = reconstruction_loss(recon, x), kl_divergence(mu, logvar)
-        # Gradients flow only in training; validation compares the means, so it stays deterministic.
+        # Gradients flow only in training (fastai validates under no_grad): validation compares the means, so it
+        # stays deterministic. Called directly, a loss under torch.no_grad() counts as validation.
         sample = self.mmd_on == "sample" and torch.is_grad_enabled()
         codes = reparameterize(mu, logvar) if sample else mu  # (B, L)
         prior = torch.randn_like(codes, dtype=torch.float32)  # (B, L) ~ N(0, I)
