@@ -249,6 +249,7 @@ def _demo_scores(models: dict, data, dls) -> dict:
     galaxies, the noiseless truth), and the ELBO-minus-MMD differences with their 95% intervals."""
     from .inference import reconstruct_all
     from .metrics import bootstrap_difference, compare_to_mean_image, evaluate, per_galaxy_mse
+    from .truth import truth_report
 
     truth = None
     if getattr(data, "seed", None) is not None:  # synthetic: the same galaxies without their noise
@@ -265,8 +266,6 @@ def _demo_scores(models: dict, data, dls) -> dict:
             **compare_to_mean_image(x_valid, recon, dls.train.mean_image()),
         }
         if truth is not None:
-            from .truth import truth_report
-
             full = truth_report(model, dls.valid, truth)
             per_galaxy[name].update(mse_truth=full.pop("mse_truth"), detail_error=full.pop("detail_error"))
             scores[name]["vs_truth"] = full

@@ -42,19 +42,15 @@ def batches(images, bs: int, device) -> Iterator[torch.Tensor]:
         )
     check_finite(images, "images")  # a NaN pixel would silently give a NaN code, a NaN error, a black decode
     for start in range(0, len(images), bs):
-        x = images[start : start + bs].to(device)
-        if x.dtype == torch.uint8:
-            x = x.permute(0, 3, 1, 2).float().div(255)  # (B, 3, H, W)
-        yield x.float()
+        yield as_float_images(images[start : start + bs].to(device))  # (B, 3, H, W)
 
 
-def n_images(images) -> int:
-    """How many galaxies `batches` will yield from images."""
-    if hasattr(images, "valid") and hasattr(images, "train"):
-        images = images.valid
-    if isinstance(images, GalaxyLoader):
-        return images.n
-    return len(images.images if hasattr(images, "images") else images)
+def as_float_images(images) -> torch.Tensor:
+    """uint8 (N, H, W, 3) or float (N, 3, H, W) images, array or tensor -> float (N, 3, H, W) in [0, 1]."""
+    images = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if images.dtype == torch.uint8:
+        return images.permute(0, 3, 1, 2).float().div(255)
+    return images.float()
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import decode
+from .inference import as_float_images, decode
 from .latent import prior_codes
 from .metrics import bootstrap_difference
-from .truth import as_float_images
 
 
 def pixel_features(images) -> np.ndarray:

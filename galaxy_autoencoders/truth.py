@@ -15,19 +15,10 @@ Images: float (N, 3, 69, 69) in [0, 1] or uint8 (N, 69, 69, 3); the truth in the
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
-from .inference import reconstruct_all
+from .inference import as_float_images, reconstruct_all
 from .metrics import bootstrap_difference, high_frequency_power, per_galaxy_mse, sharpness_ratio
-
-
-def as_float_images(images) -> torch.Tensor:
-    """uint8 (N, H, W, 3) or float (N, 3, H, W) images -> float (N, 3, H, W) in [0, 1] on the CPU."""
-    images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
-    if images.dtype == torch.uint8:
-        return images.permute(0, 3, 1, 2).float().div(255)
-    return images.float()
 
 
 def detail_error(recon, truth, cutoff: float = 0.25) -> np.ndarray:
