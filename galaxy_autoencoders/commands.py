@@ -249,14 +249,13 @@ def _demo_scores(models: dict, data, dls) -> dict:
     galaxies, the noiseless truth), and the ELBO-minus-MMD differences with their 95% intervals."""
     from .inference import reconstruct_all
     from .metrics import bootstrap_difference, compare_to_mean_image, evaluate, per_galaxy_mse
-    from .truth import truth_report
+    from .truth import noise_floor, render_noisy_copies, render_truth, truth_report
 
-    truth = None
+    truth, scores, per_galaxy = None, {}, {}
     if getattr(data, "seed", None) is not None:  # synthetic: the same galaxies without their noise
-        from .data.synthetic import render_truth
-
         truth = render_truth(data, dls.valid.rows())
-    scores, per_galaxy = {}, {}
+        # what the stretch leaves even for a perfect model of the noisy pictures (truth.noise_floor)
+        scores["truth_floor_mse"] = noise_floor(render_noisy_copies(data, dls.valid.rows(), copies=4), truth)["floor"]
     for name, model in models.items():
         x_valid, recon = reconstruct_all(model, dls.valid)
         per_galaxy[name] = {"mse": per_galaxy_mse(x_valid, recon)}
@@ -279,6 +278,7 @@ def _demo_scores(models: dict, data, dls) -> dict:
 
 def _print_demo(report: dict, n_valid: int) -> None:
     """The demo's summary lines: each model against the mean image (and the truth), then the differences."""
+    floor = f", the stretch's floor {report['truth_floor_mse']:.4f}" if "truth_floor_mse" in report else ""
     for name in ("elbo", "mmd"):
         r = report[name]
         print(
@@ -290,7 +290,7 @@ def _print_demo(report: dict, n_valid: int) -> None:
             t = r["vs_truth"]
             print(
                 f"      against the noiseless truth: MSE {t['mse_vs_truth']:.4f} (the noisy input's "
-                f"{t['noise_mse']:.4f}); detail recovered {t['detail_recovered']:.2f}"
+                f"{t['noise_mse']:.4f}{floor}); detail recovered {t['detail_recovered']:.2f}"
             )
     where = f"95% interval over the {n_valid} validation galaxies"
     for key, label, digits in (

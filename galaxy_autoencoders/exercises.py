@@ -170,12 +170,12 @@ def check_kl(function) -> Verdict:
 
 def check_honest_beta(beta: float, mse_per_value: float) -> Verdict:
     """Exercise: the beta that matches a Gaussian decoder whose noise is the model's own residual:
-    beta = 2 sigma_x^2 with sigma_x^2 = the MSE per pixel value."""
+    beta = 2 sigma_x^2 with sigma_x^2 = the MSE per pixel value. A value rounded to 2 significant digits passes."""
     if _missing(beta):
         return Verdict(False)
     expected = 2 * mse_per_value
     return _report(
-        abs(float(beta) - expected) <= 1e-3 * expected,
+        abs(float(beta) - expected) <= 0.05 * expected,
         f"beta = 2 x {mse_per_value:.4f} = {expected:.4f}, about {1 / expected:.0f} times smaller than 1.",
         "multiply minus the ELBO by 2 sigma_x^2: the KL's weight becomes 2 sigma_x^2; sigma_x^2 is the MSE.",
     )

@@ -1,13 +1,17 @@
 """A model checked against what is really there: the noiseless truth of synthetic galaxies.
 
 A reconstruction is usually scored against the model's input. For the synthetic galaxies we also know the
-galaxy without its sky noise (`data.synthetic.render_truth`), and that changes two readings:
+galaxy without its sky noise (`render_truth`), and that changes two readings:
 - the error against the truth can be lower than the input's own: a model that leaves the noise out (it cannot
   predict it) may be closer to the galaxy than the noisy picture it was given;
 - sharpness: high-frequency power counts sky noise as "detail", so a noisy copy of a galaxy scores sharper than
   the galaxy itself. `detail_recovered` instead measures how much of the truth's high-frequency power is
   reproduced: 1 for the truth, less for a blurred or a noisy copy, below 0 when a model adds more
   high-frequency error (noise, a checkerboard) than the galaxy has detail.
+- the floor: the asinh stretch is not linear, so the average of many noisy pictures of a galaxy is not its
+  noiseless picture. A model trained to predict its noisy input aims at that average, and even a perfect one
+  keeps its difference from the truth: `noise_floor` measures it from copies with other noise
+  (`render_noisy_copies`).
 
 Images: float (N, 3, 69, 69) in [0, 1] or uint8 (N, 69, 69, 3); the truth in the same order as the input.
 """
@@ -17,8 +21,39 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from .data import synthetic
+from .data.checks import STAMP
 from .inference import as_float_images, reconstruct_all
 from .metrics import bootstrap_difference, high_frequency_power, per_galaxy_mse, sharpness_ratio
+
+
+def render_truth(galaxies, rows=None) -> np.ndarray:
+    """The noiseless truth of galaxies `rows` (default: all) of a set from `load_galaxies("synthetic")`, uint8
+    (len(rows), 69, 69, 3) in the order of rows: the same parameters, arms, knots and PSF, no sky noise (GalSim)."""
+    return _render_again(galaxies, rows, noise=None)
+
+
+def render_noisy_copies(galaxies, rows=None, copies: int = 8) -> np.ndarray:
+    """The same galaxies as render_truth, each drawn `copies` times with other sky noise of the same level:
+    uint8 (copies, len(rows), 69, 69, 3). Their average is what a model that predicts its noisy input at
+    best can draw (see `noise_floor`)."""
+    return np.stack([_render_again(galaxies, rows, noise=copy) for copy in range(copies)])
+
+
+def _render_again(galaxies, rows, noise: int | None) -> np.ndarray:
+    """Galaxies `rows` rendered again from (seed, row): without noise (None) or with noise stream `noise`."""
+    if (seed := getattr(galaxies, "seed", None)) is None:
+        raise ValueError(
+            f"{galaxies!r} is not a synthetic set made by load_galaxies('synthetic', n, seed): only those can be "
+            "rendered again (real galaxies have no noiseless truth)."
+        )
+    rows = range(len(galaxies)) if rows is None else np.asarray(rows).tolist()
+    images = np.empty((len(rows), STAMP, STAMP, 3), dtype=np.uint8)
+    for k, i in enumerate(rows):
+        rng = np.random.default_rng([seed, i])  # as synthetic._render_chunk: galaxy i depends only on (seed, i)
+        other = False if noise is None else np.random.default_rng([seed, i, 0x401, noise])
+        images[k] = synthetic.render_one(synthetic.sample_parameters(int(galaxies.labels[i]), rng), rng, noise=other)
+    return images
 
 
 def detail_error(recon, truth, cutoff: float = 0.25) -> np.ndarray:
@@ -68,3 +103,24 @@ def truth_report(model: nn.Module, images, truth, bs: int = 256) -> dict:
         "mse_truth": mse_truth,
         "detail_error": errors,
     }
+
+
+def noise_floor(copies, truth) -> dict:
+    """The MSE against the truth of each galaxy's average noisy picture, from uint8 copies (K, N, 69, 69, 3)
+    of N galaxies with K independent noise draws (`render_noisy_copies`) and their truth (N, 69, 69, 3).
+
+    The average of K copies still holds 1/K of the noise's variance; that share is subtracted, so the result
+    estimates the average over infinitely many copies. {"floor": mean over galaxies, "per_galaxy": (N,),
+    "copy_mse": one noisy copy's MSE against the truth, the noise's own error}."""
+    copies = np.asarray(copies)
+    if copies.ndim != 5 or len(copies) < 2:
+        raise ValueError(f"copies must be (K >= 2, N, 69, 69, 3) noisy renders, got shape {copies.shape}.")
+    truth = as_float_images(truth)
+    stack = np.stack([as_float_images(c).numpy() for c in copies])  # (K, N, 3, 69, 69) in [0, 1]
+    if stack.shape[1:] != tuple(truth.shape):
+        raise ValueError(f"copies hold {stack.shape[1:]} images, the truth {tuple(truth.shape)}: one truth each.")
+    k, average = len(stack), stack.mean(0)
+    spread = stack.var(0, ddof=1).mean(axis=(1, 2, 3))  # (N,) the noise's variance per pixel value
+    per_galaxy = ((average - truth.numpy()) ** 2).mean(axis=(1, 2, 3)) - spread / k
+    copy_mse = float(((stack - truth.numpy()[None]) ** 2).mean())
+    return {"floor": float(per_galaxy.mean()), "per_galaxy": per_galaxy, "copy_mse": copy_mse}

@@ -61,6 +61,7 @@ def test_values_and_codes(capsys):
     assert ex.check_mean_image_mse(float((x - mean).pow(2).mean()), x, mean)
     assert not ex.check_mean_image_mse(float((x - mean).pow(2).flatten(1).sum(1).mean()), x, mean)
     assert ex.check_honest_beta(0.0144, 0.0072) and not ex.check_honest_beta(0.0072, 0.0072)
+    assert ex.check_honest_beta(0.014, 0.0072) and not ex.check_honest_beta(0.0072**0.5 * 2, 0.0072)  # sigma, not var
     assert ex.check_lerp(lambda z0, z1, t: z0 + t[:, None] * (z1 - z0))
     assert not ex.check_lerp(lambda z0, z1, t: z1 + t[:, None] * (z0 - z1))
     mu = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
@@ -70,7 +71,7 @@ def test_values_and_codes(capsys):
     assert ex.check_neighbours(distances.argsort()[1:3], mu, row=0, k=2)
     assert not ex.check_neighbours(distances.argsort()[:2], mu, row=0, k=2)  # includes the galaxy itself
     out = capsys.readouterr().out
-    assert out.count("Right:") == 6 and out.count("Not yet:") == 6
+    assert out.count("Right:") == 7 and out.count("Not yet:") == 7
     # The notebooks' placeholders: a hint, not a traceback.
     assert not ex.check_mean_image_mse(..., x, mean) and not ex.check_class_counts(..., labels)
     assert not ex.check_neighbours(..., mu, row=0, k=2) and not ex.check_honest_beta(..., 0.0072)

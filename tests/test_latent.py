@@ -13,6 +13,7 @@ from galaxy_autoencoders.latent import (
     prior_codes,
     prior_stats,
     sigma_steps,
+    slerp,
     traversal_codes,
 )
 from galaxy_autoencoders.metrics import kl_per_dimension
@@ -66,6 +67,35 @@ def test_spherical_interpolation_keeps_the_radius_where_a_straight_line_cuts_ins
         interpolate(z0, z1, 5, "cubic")
 
 
+@pytest.mark.parametrize("angle", [0.5, 1.5, 2.5])  # radians between the two codes: narrow, wide, nearly opposite
+@pytest.mark.parametrize("radius", [0.5, 3.0])  # codes shorter than 1 too
+def test_spherical_interpolation_keeps_the_radius_at_every_angle(angle, radius):
+    z0 = radius * torch.tensor([1.0, 0.0, 0.0, 0.0])
+    z1 = radius * torch.tensor([np.cos(angle), np.sin(angle), 0.0, 0.0], dtype=torch.float32)
+    path = slerp(z0, z1, torch.linspace(0, 1, 7))
+    torch.testing.assert_close(path.norm(dim=1), torch.full((7,), radius))
+    angles = torch.atan2(path[:, 1], path[:, 0])  # equal steps along the great circle
+    torch.testing.assert_close(angles, torch.linspace(0, angle, 7), atol=1e-5, rtol=0)
+
+
+def test_spherical_interpolation_of_parallel_or_opposite_codes_falls_back_to_a_straight_line():
+    g = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 1, 5)
+    for _ in range(20):  # in floating point, cos(angle) of a code with itself often rounds to just above 1
+        z = torch.randn(20, generator=g)
+        for other in (z.clone(), 2 * z, -z):
+            path = slerp(z, other, t)
+            assert torch.isfinite(path).all()
+            torch.testing.assert_close(path, z + t[:, None] * (other - z))
+
+
+def test_interpolation_defaults_to_eight_steps_on_a_straight_line():
+    z0, z1 = torch.zeros(3), torch.tensor([7.0, 0.0, 0.0])
+    path = interpolate(z0, z1)  # the default a notebook's interpolation figure uses
+    assert path.shape == (8, 3)
+    torch.testing.assert_close(path[:, 0], torch.arange(8.0))
+
+
 def test_closed_loop_passes_through_every_key_and_returns_smoothly_to_the_start():
     keys = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
     path = closed_loop(keys, 32)
@@ -80,6 +110,10 @@ def test_class_means_average_each_class_and_name_missing_classes():
     torch.testing.assert_close(class_mean_codes(mu, [0, 0, 1], 2), torch.tensor([[1.0, 3.0], [10.0, 10.0]]))
     with pytest.raises(ValueError, match=r"Classes \[2\]"):
         class_mean_codes(mu, [0, 0, 1], 3)
+    # Galaxy10's labels are stored as uint8: they index the classes as well as int64 labels do.
+    torch.testing.assert_close(
+        class_mean_codes(mu, np.array([0, 0, 1], dtype=np.uint8), 2), class_mean_codes(mu, [0, 0, 1], 2)
+    )
 
 
 def test_latent_stats_rank_dimensions_by_kl(images):

@@ -269,3 +269,31 @@ def test_perceptual_loss_without_internet_says_what_to_do(monkeypatch):
     monkeypatch.setattr(VGG16_Weights, "get_state_dict", no_network)
     with pytest.raises(RuntimeError, match=r"internet.*pretrained=False"):
         PerceptualLoss(pretrained=True)
+
+
+@pytest.mark.parametrize("layer", ["relu1_2", "relu2_2", "relu3_3"])
+def test_perceptual_loss_keeps_only_the_imagenet_layers_it_uses(monkeypatch, layer):
+    from torchvision.models import VGG16_Weights
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from galaxy_autoencoders.losses import VGG_LAYERS
+
+    torch.manual_seed(3)  # stand-in "ImageNet" weights, as torchvision's checkpoint names them
+    state = {f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # the classifier a perceptual loss never touches
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", lambda self, *args, **kwargs: state)
+    loss = PerceptualLoss(layer=layer, pretrained=True)
+    assert len(loss.features) == VGG_LAYERS[layer]  # conv, ReLU and pool modules up to that ReLU, no more
+    assert isinstance(loss.features[-1], torch.nn.ReLU)
+    kept = loss.features.state_dict()
+    assert kept and all(torch.equal(v, state[f"features.{k}"]) for k, v in kept.items())
+    deeper = [k for k in state if k.startswith("features.") and int(k.split(".")[1]) >= VGG_LAYERS[layer]]
+    assert deeper  # the checkpoint has deeper layers, and they were left out
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
+    x, black = torch.rand(2, 3, 69, 69), torch.zeros(2, 3, 69, 69)
+    features = [loss.features((image - mean) / std) for image in (x, black)]  # ImageNet normalisation first
+    expected = (features[0] - features[1]).pow(2).flatten(1).sum(1).mean()  # summed per image, mean over images
+    torch.testing.assert_close(loss(x, black), expected)

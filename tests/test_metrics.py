@@ -221,3 +221,21 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     assert report["active_units"] == active_units(mu)
     if kind == "vae":
         assert active_units(mu[:, 4:]) == 0  # the switched-off dimension's mean is 0 for every galaxy
+
+
+def test_baseline_table_puts_each_models_numbers_in_its_own_row_rounded():
+    from galaxy_autoencoders.inference import reconstruct_all
+    from galaxy_autoencoders.metrics import baseline_table, compare_to_mean_image
+
+    images = np.random.default_rng(4).integers(0, 256, (24, 69, 69, 3), dtype=np.uint8)
+    dls = galaxy_dls(images, bs=8, valid_pct=0.25, device="cpu")
+    torch.manual_seed(0)
+    models = {"vae": build_model(TINY), "ae": build_model(ModelConfig(latent_size=3, widths=(4, 8, 8, 8), kind="ae"))}
+    table = baseline_table(models, dls)
+    assert list(table.index) == ["vae", "ae"]
+    assert list(table.columns) == ["MSE", "x mean image", "colour rho", "peak ratio"]
+    for name, model in models.items():
+        r = compare_to_mean_image(*reconstruct_all(model, dls.valid), dls.train.mean_image())
+        expected = [round(r["mse"], 4), round(r["mse_ratio"], 2), round(r["colour_rho"], 2), round(r["peak_ratio"], 2)]
+        assert table.loc[name].tolist() == pytest.approx(expected, abs=1e-12)
+    assert table.loc["vae", "MSE"] != table.loc["ae", "MSE"]  # two models, two rows of their own

@@ -232,6 +232,7 @@ def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstru
     # Synthetic galaxies: both models also scored against the same noiseless truth.
     elbo, mmd = report["elbo"]["vs_truth"], report["mmd"]["vs_truth"]
     assert elbo["noise_mse"] == mmd["noise_mse"] > 0.001  # the inputs' own noise, the same for both
+    assert 0 < report["truth_floor_mse"] < 0.6 * elbo["noise_mse"]  # the stretch's floor: above 0, below the noise
     d = report["elbo_minus_mmd_mse_vs_truth"]
     assert d["mean"] == pytest.approx(elbo["mse_vs_truth"] - mmd["mse_vs_truth"], rel=1e-6)
     d = report["elbo_minus_mmd_detail"]

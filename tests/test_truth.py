@@ -11,12 +11,15 @@ from galaxy_autoencoders.data import Galaxies
 from galaxy_autoencoders.losses import mmd
 from galaxy_autoencoders.metrics import (
     OBSERVING_CONDITIONS,
+    best_correlation_difference,
     correlation_null,
     high_frequency_power,
+    latent_parameter_correlation,
     latent_parameter_table,
+    mmd_test,
     sharpness_ratio,
 )
-from galaxy_autoencoders.truth import detail_recovered, truth_report
+from galaxy_autoencoders.truth import detail_recovered, noise_floor, render_noisy_copies, render_truth, truth_report
 
 
 def _truths(n: int = 24) -> torch.Tensor:
@@ -84,7 +87,6 @@ def test_truth_report_shows_a_model_that_beats_its_noisy_input():
 def test_render_truth_is_the_same_galaxy_without_its_noise(tmp_path):
     pytest.importorskip("galsim")
     from galaxy_autoencoders.data import load_galaxies
-    from galaxy_autoencoders.data.synthetic import render_truth
 
     data = load_galaxies("synthetic", n=12, seed=3, data_dir=tmp_path, progress=False)
     truth = render_truth(data, rows=[2, 7])
@@ -103,6 +105,36 @@ def test_render_truth_is_the_same_galaxy_without_its_noise(tmp_path):
         render_truth(other)
 
 
+def test_noisy_copies_are_the_same_galaxies_with_other_noise_of_the_same_level(tmp_path):
+    pytest.importorskip("galsim")
+    from galaxy_autoencoders.data import load_galaxies
+
+    data = load_galaxies("synthetic", n=12, seed=3, data_dir=tmp_path, progress=False)
+    rows = [1, 4, 7, 9]
+    truth, copies = render_truth(data, rows), render_noisy_copies(data, rows, copies=4)
+    assert copies.shape == (4, 4, 69, 69, 3) and copies.dtype == np.uint8
+    assert not np.array_equal(copies[0], copies[1])  # other noise in each copy ...
+    assert not any(np.array_equal(c, data.images[rows]) for c in copies)  # ... and not the stored noise
+    floor = noise_floor(copies, truth)
+    stored = float((((data.images[rows].astype(float) - truth) / 255) ** 2).mean())
+    assert 0.7 < floor["copy_mse"] / stored < 1.4  # the same noise level as the stored stamps
+    # The stretch is not linear: the average noisy picture stays away from the truth, but far less than one copy.
+    assert 0 < floor["floor"] < 0.6 * floor["copy_mse"]
+    with pytest.raises(ValueError, match="copies"):
+        noise_floor(copies[:1], truth)
+
+
+def test_noise_floor_removes_the_noise_left_in_the_average_of_the_copies():
+    truth = torch.full((6, 3, 69, 69), 0.5)
+    g = torch.Generator().manual_seed(0)
+    for bias in (0.0, 0.05):  # symmetric noise around the truth (+ a bias, as a non-linear stretch gives)
+        copies = [(truth + bias + 0.1 * torch.randn(truth.shape, generator=g)).clamp(0, 1) for _ in range(3)]
+        uint8 = np.stack([(c.permute(0, 2, 3, 1) * 255).round().byte().numpy() for c in copies])
+        floor = noise_floor(uint8, truth)
+        assert floor["floor"] == pytest.approx(bias**2, abs=2e-4)  # not bias² + 0.01 / 3 without the correction
+        assert floor["copy_mse"] == pytest.approx(bias**2 + 0.01, rel=0.05)
+
+
 def test_the_permutation_null_sits_where_chance_puts_the_best_of_20_dimensions():
     rng = np.random.default_rng(0)
     mu = rng.normal(size=(205, 20))
@@ -116,6 +148,79 @@ def test_the_permutation_null_sits_where_chance_puts_the_best_of_20_dimensions()
     assert table.loc["planted", "|rho|"] > 0.9
     assert table.loc["snr", "kind"] == "observing" and "snr" in OBSERVING_CONDITIONS
     assert list(table["kind"]) == sorted(table["kind"])  # the galaxy's own properties first
+
+
+def test_each_parameters_null_depends_only_on_that_parameter_and_the_seed():
+    rng = np.random.default_rng(2)
+    mu = rng.normal(size=(150, 20))
+    alone = {"a": rng.normal(size=150)}
+    many = {**alone, **{f"other{j}": rng.normal(size=150) for j in range(8)}}
+    null = correlation_null(mu, many, n_perm=60, seed=4)
+    assert null["a"] == pytest.approx(
+        correlation_null(mu, alone, n_perm=60, seed=4)["a"], abs=1e-12
+    )  # the same shuffles
+    assert null.nunique() == len(many)  # a null of its own for each parameter
+    np.testing.assert_allclose(correlation_null(torch.from_numpy(mu).float(), many, n_perm=60, seed=4), null, atol=1e-6)
+    assert not null.equals(correlation_null(mu, many, n_perm=60, seed=5))  # another seed, other shuffles
+
+
+def test_latent_parameter_table_is_built_from_the_correlations_and_the_null_it_names():
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=(205, 6))
+    params = {
+        "strong": mu[:, 2] + 0.2 * rng.normal(size=205),
+        "weak": mu[:, 4] + 3.0 * rng.normal(size=205),
+        "none": rng.normal(size=205),
+        "psf_fwhm_px": mu[:, 0] + 0.5 * rng.normal(size=205),
+        "snr": rng.normal(size=205),
+    }
+    table = latent_parameter_table(mu, params, n_perm=50, seed=7)
+    assert list(table.columns) == ["dim", "|rho|", "null 95%", "above null", "kind"]
+    assert list(table.index[:3]) == ["strong", "weak", "none"]  # the galaxy's own, strongest first ...
+    assert list(table.index[3:]) == ["psf_fwhm_px", "snr"]  # ... then the observing conditions, strongest first
+    rho = latent_parameter_correlation(mu, params).abs()
+    null = correlation_null(mu, params, n_perm=50, seed=7)
+    for name in params:
+        assert table.loc[name, "dim"] == rho[name].idxmax()
+        assert table.loc[name, "|rho|"] == round(rho[name].max(), 2)
+        assert table.loc[name, "null 95%"] == round(null[name], 2)
+    assert table["above null"].tolist() == ["*", "*", "", "*", ""]
+    assert table["kind"].tolist() == ["galaxy"] * 3 + ["observing"] * 2
+    torch_mu = torch.from_numpy(mu).float()
+    assert latent_parameter_table(torch_mu, params, n_perm=50, seed=7)["|rho|"].tolist() == table["|rho|"].tolist()
+
+
+def test_mmd_test_gives_a_large_p_value_for_one_distribution_and_the_smallest_for_two():
+    g = torch.Generator().manual_seed(0)
+    x, same, shifted = (torch.randn(80, 3, generator=g) for _ in range(3))
+    one = mmd_test(x, same, n_perm=100, seed=1)
+    two = mmd_test(x, shifted + 1.0, n_perm=100, seed=1)
+    assert one["p_value"] > 0.05 and two["p_value"] == pytest.approx(1 / 101)
+    assert one["mmd2"] == pytest.approx(float(mmd(x, same, unbiased=True)))
+    assert two["mmd2"] > 10 * abs(one["mmd2"])
+    assert mmd_test(x, same, n_perm=100, seed=1) == one  # the same re-splits for the same seed
+    assert mmd_test(x, shifted + 0.3, n_perm=20, seed=1)["p_value"] >= 1 / 21  # never below 1 / (n_perm + 1)
+
+
+def test_best_correlation_difference_has_an_interval_that_separates_only_a_real_difference():
+    rng = np.random.default_rng(1)
+    planted, weak = rng.normal(size=205), rng.normal(size=205)
+    params = {"planted": planted, "weak": weak, "position_angle_deg": rng.uniform(0, 180, 205)}
+    tracks = rng.normal(size=(205, 20))
+    tracks[:, 5] = planted + 0.3 * rng.normal(size=205)  # model a follows "planted" closely ...
+    tracks[:, 9] = weak + 2.0 * rng.normal(size=205)  # ... and "weak" loosely
+    blind = rng.normal(size=(205, 20))  # model b follows nothing
+    table = best_correlation_difference(tracks, blind, params, n_boot=200)
+    assert list(table.index) == ["planted", "weak", "cos2_position_angle_deg", "sin2_position_angle_deg"]
+    assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
+    assert table.loc["planted", "difference"] > 0.7 and table.loc["planted", "low"] > 0.6
+    assert table.loc["weak", "low"] > 0  # a weaker real difference is still separated
+    for angle in ("cos2_position_angle_deg", "sin2_position_angle_deg"):  # neither model: the interval holds 0
+        assert table.loc[angle, "low"] < 0 < table.loc[angle, "high"]
+    flipped = best_correlation_difference(blind, tracks, params, n_boot=200)
+    assert np.allclose(flipped["difference"], -table["difference"])
+    with pytest.raises(ValueError, match="same galaxies"):
+        best_correlation_difference(tracks, blind[:100], params)
 
 
 def test_unbiased_mmd_averages_to_zero_for_one_distribution_where_the_biased_one_does_not():

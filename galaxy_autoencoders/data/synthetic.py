@@ -206,11 +206,12 @@ def _psf(fwhm_px: float):
     return galsim.Moffat(beta=3.5, fwhm=fwhm_px, gsparams=_gsparams())
 
 
-def render_one(p: dict[str, float], rng: np.random.Generator, noise: bool = True) -> np.ndarray:
+def render_one(p: dict[str, float], rng: np.random.Generator, noise: bool | np.random.Generator = True) -> np.ndarray:
     """Render one galaxy from its parameters: uint8 (69, 69, 3) RGB = (i, r, g) after an asinh stretch.
 
     noise=False: the galaxy without its sky noise, its noiseless truth. The noise is the last draw from rng, so
-    the same rng state gives the same galaxy with and without it."""
+    the same rng state gives the same galaxy with and without it. noise=<a Generator>: the same galaxy with
+    other sky noise, drawn from that generator."""
     import galsim
 
     gsp = _gsparams()
@@ -258,8 +259,8 @@ def render_one(p: dict[str, float], rng: np.random.Generator, noise: bool = True
     # Sky noise: the same per-pixel sigma in every band, set by the galaxy's r-band signal-to-noise.
     # The total r flux is 1, spread over roughly the pixels inside R90, so SNR = 1 / (sigma sqrt(npix)).
     npix = math.pi * R90_PX**2
-    if noise:
-        bands += rng.normal(0.0, 1.0 / (p["snr"] * math.sqrt(npix)), size=bands.shape)
+    if noise is not False:
+        bands += (rng if noise is True else noise).normal(0.0, 1.0 / (p["snr"] * math.sqrt(npix)), size=bands.shape)
     return asinh_rgb(bands)
 
 
@@ -298,22 +299,6 @@ def _render_chunk(args: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, np.nda
         p["g_r"] = _total_colour(p)
         params[k] = [p[name] for name in PARAM_NAMES]
     return images, params
-
-
-def render_truth(galaxies, rows=None) -> np.ndarray:
-    """The noiseless truth of galaxies `rows` (default: all) of a set from `load_galaxies("synthetic")`, uint8
-    (len(rows), 69, 69, 3) in the order of rows: the same parameters, arms, knots and PSF, no sky noise."""
-    if (seed := getattr(galaxies, "seed", None)) is None:
-        raise ValueError(
-            f"{galaxies!r} is not a synthetic set made by load_galaxies('synthetic', n, seed): only those can be "
-            "rendered again (real galaxies have no noiseless truth)."
-        )
-    rows = range(len(galaxies)) if rows is None else np.asarray(rows).tolist()
-    truth = np.empty((len(rows), STAMP, STAMP, 3), dtype=np.uint8)
-    for k, i in enumerate(rows):
-        rng = np.random.default_rng([seed, i])  # as _render_chunk: galaxy i depends only on (seed, i)
-        truth[k] = render_one(sample_parameters(int(galaxies.labels[i]), rng), rng, noise=False)
-    return truth
 
 
 def _total_colour(p: dict[str, float]) -> float:
