@@ -267,7 +267,7 @@ def correlation_null(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed:
     return pd.Series(np.percentile(best, q, axis=0), index=list(columns))
 
 
-def best_correlation_difference(mu_a, mu_b, params: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0):
+def best_correlation_difference(mu_a, mu_b, params: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0):
     """Per parameter: best |rho| of model a's latent means (N, La) minus model b's (N, Lb), codes of the same
     galaxies in the same order, with a 95% bootstrap interval over the galaxies. Each model's best dimension is
     the one found on all galaxies (re-choosing it in each resample would inflate the best |rho| of unrelated

@@ -8,7 +8,8 @@ galaxy without its sky noise (`render_truth`), and that changes two readings:
   the galaxy itself. `detail_recovered` instead measures how much of the truth's high-frequency power is
   reproduced: 1 for the truth, less for a blurred or a noisy copy, below 0 when a model adds more
   high-frequency error (noise, a checkerboard) than the galaxy has detail.
-- the floor: the asinh stretch is not linear, so the average of many noisy pictures of a galaxy is not its
+- the floor: the stretch from fluxes to a picture is not linear (negative fluxes clipped at black, each stamp
+  scaled by its own brightest pixels, the asinh), so the average of many noisy pictures of a galaxy is not its
   noiseless picture. A model trained to predict its noisy input aims at that average, and even a perfect one
   keeps its difference from the truth: `noise_floor` measures it from copies with other noise
   (`render_noisy_copies`).

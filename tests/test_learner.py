@@ -527,6 +527,16 @@ def test_class_aware_term_trains_a_class_head(dls, tmp_path):
     assert np.isfinite(float(learn.recorder.values[-1][-1]))
 
 
+@pytest.mark.parametrize("objective", ["elbo", "ae"])  # a VAE without a class head; a model without the attribute
+def test_class_aware_term_without_a_class_head_says_how_to_get_one(dls, tmp_path, objective):
+    from galaxy_autoencoders.training import ClassAwareCallback
+
+    learn = _learner(dls, tmp_path, objective=objective)
+    learn.add_cb(ClassAwareCallback(weight=1.0))
+    with pytest.raises(ValueError, match=r"class head.*class_weight"), learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+
+
 def test_perceptual_term_adds_a_column(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (8, 69, 69, 3), dtype=np.uint8)
     small = galaxy_dls(images, bs=2, valid_pct=0.25, device="cpu")  # VGG at 69x69 is the slow part: few images

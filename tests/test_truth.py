@@ -1,4 +1,4 @@
-"""Checks against the noiseless truth (galaxy_autoencoders.truth, data.synthetic.render_truth), the permutation
+"""Checks against the noiseless truth (galaxy_autoencoders.truth: render_truth, noise_floor), the permutation
 null of the latent-parameter table, Burda's active units and the unbiased MMD^2."""
 
 import numpy as np
@@ -125,8 +125,8 @@ def test_noisy_copies_are_the_same_galaxies_with_other_noise_of_the_same_level(t
 
 
 def test_noise_floor_removes_the_noise_left_in_the_average_of_the_copies():
-    truth = torch.full((6, 3, 69, 69), 0.5)
     g = torch.Generator().manual_seed(0)
+    truth = 0.3 + 0.4 * torch.rand((6, 3, 69, 69), generator=g)  # varies from pixel to pixel
     for bias in (0.0, 0.05):  # symmetric noise around the truth (+ a bias, as a non-linear stretch gives)
         copies = [(truth + bias + 0.1 * torch.randn(truth.shape, generator=g)).clamp(0, 1) for _ in range(3)]
         uint8 = np.stack([(c.permute(0, 2, 3, 1) * 255).round().byte().numpy() for c in copies])
@@ -200,6 +200,19 @@ def test_mmd_test_gives_a_large_p_value_for_one_distribution_and_the_smallest_fo
     assert two["mmd2"] > 10 * abs(one["mmd2"])
     assert mmd_test(x, same, n_perm=100, seed=1) == one  # the same re-splits for the same seed
     assert mmd_test(x, shifted + 0.3, n_perm=20, seed=1)["p_value"] >= 1 / 21  # never below 1 / (n_perm + 1)
+
+
+def test_the_defaults_are_what_the_notebooks_say_200_shuffles_a_95_percent_null_2000_resamples_a_fixed_seed():
+    rng = np.random.default_rng(5)
+    mu, params = rng.normal(size=(60, 4)), {"a": rng.normal(size=60), "b": rng.normal(size=60)}
+    x = torch.randn(30, 2, generator=torch.Generator().manual_seed(1))
+    assert mmd_test(x, x + 3.0)["p_value"] == pytest.approx(1 / 201)  # 200 re-splits, none as extreme
+    assert mmd_test(x, x + 0.1) == mmd_test(x, x + 0.1, n_perm=200, seed=0)
+    assert correlation_null(mu, params).equals(correlation_null(mu, params, n_perm=200, seed=0, q=95))
+    assert latent_parameter_table(mu, params).equals(latent_parameter_table(mu, params, n_perm=200, seed=0))
+    default = best_correlation_difference(mu, mu[:, ::-1] ** 2, params)
+    assert default.equals(best_correlation_difference(mu, mu[:, ::-1] ** 2, params, n_boot=2000, seed=0))
+    assert not default.equals(best_correlation_difference(mu, mu[:, ::-1] ** 2, params, n_boot=2000, seed=1))
 
 
 def test_best_correlation_difference_has_an_interval_that_separates_only_a_real_difference():
