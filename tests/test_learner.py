@@ -196,6 +196,26 @@ def test_kl_warmup_ramps_linearly_then_stays_at_one(dls, tmp_path):
     assert [w for w in weights.values if w is not None] == [1.0, 1.0, 1.0]  # every step of the new fit at 1
 
 
+@pytest.mark.parametrize(
+    ("warmup", "expected"),
+    [
+        (KLWarmup(), [0, 1 / 2, 1, 1, 1, 1]),  # the default, 30% of 6 steps: 2 steps
+        (KLWarmup(pct=1.0), [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]),  # over the whole run
+        (KLWarmup(pct=0.05), [0, 1, 1, 1, 1, 1]),  # 0.3 of a step rounds to 0: one step, never a division by 0
+    ],
+)
+def test_kl_warmup_ramp_length_is_its_fraction_of_the_first_real_fit_even_after_lr_find(
+    dls, tmp_path, warmup, expected
+):
+    learn = _learner(dls, tmp_path, objective="elbo")
+    learn.add_cb(warmup)
+    learn.lr_find(num_it=5, show_plot=False)  # a mock fit first: it must not fix the ramp's length
+    weights = Record("after_loss", lambda learn: learn.loss_func.warmup if learn.training else None)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, lr=1e-3, cbs=[weights])  # 3 steps an epoch
+    assert [w for w in weights.values if w is not None] == pytest.approx(expected)
+
+
 def test_kl_warmup_rejects_bad_fractions():
     with pytest.raises(ValueError, match="fraction"):
         KLWarmup(pct=0)
@@ -537,14 +557,16 @@ def test_class_aware_term_without_a_class_head_says_how_to_get_one(dls, tmp_path
         learn.fit(1, lr=1e-3)
 
 
-def test_perceptual_term_adds_a_column(tmp_path):
+@pytest.mark.parametrize("objective", ["ae", "elbo"])  # a plain reconstruction, or (recon, mu, logvar)
+def test_perceptual_term_adds_a_column(tmp_path, objective):
     images = np.random.default_rng(1).integers(0, 256, (8, 69, 69, 3), dtype=np.uint8)
     small = galaxy_dls(images, bs=2, valid_pct=0.25, device="cpu")  # VGG at 69x69 is the slow part: few images
-    learn = _learner(small, tmp_path, objective="ae", perceptual_weight=0.01, perceptual_pretrained=False)
+    learn = _learner(small, tmp_path, objective=objective, perceptual_weight=0.01, perceptual_pretrained=False)
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, lr=1e-3)
     names = list(learn.recorder.metric_names)
     assert names[-2] == "perceptual"
     record = dict(zip(names[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
     assert record["perceptual"] > 0
-    assert record["valid_loss"] == pytest.approx(record["recon"] + 0.01 * record["perceptual"], rel=1e-5)
+    kl = record["kl"] if objective == "elbo" else 0.0  # beta = 1; the ELBO's mmd column is measured, not added
+    assert record["valid_loss"] == pytest.approx(record["recon"] + kl + 0.01 * record["perceptual"], rel=1e-5)

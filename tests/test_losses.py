@@ -267,8 +267,12 @@ def test_perceptual_loss_without_internet_says_what_to_do(monkeypatch):
         raise URLError("no route to host")
 
     monkeypatch.setattr(VGG16_Weights, "get_state_dict", no_network)
-    with pytest.raises(RuntimeError, match=r"internet.*pretrained=False"):
-        PerceptualLoss(pretrained=True)
+    with pytest.raises(
+        RuntimeError, match=r"PerceptualLoss\(pretrained=True\) could not download the ImageNet VGG16"
+    ) as e:
+        PerceptualLoss()  # pretrained by default
+    assert "(URLError: <urlopen error no route to host>)" in str(e.value)  # what went wrong, by name
+    assert "needs the internet once. Use pretrained=False or drop the perceptual term" in str(e.value)
 
 
 @pytest.mark.parametrize("layer", ["relu1_2", "relu2_2", "relu3_3"])
@@ -289,6 +293,12 @@ def test_perceptual_loss_keeps_only_the_imagenet_layers_it_uses(monkeypatch, lay
     assert kept and all(torch.equal(v, state[f"features.{k}"]) for k, v in kept.items())
     deeper = [k for k in state if k.startswith("features.") and int(k.split(".")[1]) >= VGG_LAYERS[layer]]
     assert deeper  # the checkpoint has deeper layers, and they were left out
+    if layer == "relu2_2":  # the defaults: ImageNet weights up to relu2_2, for the loss and the training callback
+        from galaxy_autoencoders.training import PerceptualCallback
+
+        for default in (PerceptualLoss().features, PerceptualCallback().perceptual.features):
+            assert default.state_dict().keys() == kept.keys()
+            assert all(torch.equal(v, kept[k]) for k, v in default.state_dict().items())
     mean, std = (
         torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
         torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
