@@ -30,8 +30,14 @@ def images():
 def test_sigma_steps_are_symmetric_with_zero_in_the_middle():
     s = sigma_steps(3.0, 7)
     assert s.tolist() == [-3, -2, -1, 0, 1, 2, 3]
-    with pytest.raises(ValueError, match="odd"):
-        sigma_steps(3.0, 6)
+    assert torch.equal(sigma_steps(), s)  # the default: +-3 sigma in 7 steps, as the traversal figures say
+    assert sigma_steps(0.5, 3).tolist() == [-0.5, 0, 0.5]  # the fewest steps, and less than one sigma, are fine
+    assert len(sigma_steps(3.0, 9)) == 9
+    for steps in (1, 2, 4, 6):  # too few, or no middle step
+        with pytest.raises(ValueError, match="odd"):
+            sigma_steps(3.0, steps)
+    with pytest.raises(ValueError, match="positive"):
+        sigma_steps(0.0, 7)
 
 
 def test_traversal_codes_change_one_dimension_per_row():
@@ -44,7 +50,8 @@ def test_traversal_codes_change_one_dimension_per_row():
     others = [d for d in range(5) if d != 4]
     assert torch.equal(codes[0][:, others], base[others].expand(5, 4))
     assert torch.equal(codes[:, 2], base.expand(2, 5))  # the middle column is the base code itself
-    with pytest.raises(ValueError, match="do not exist"):
+    assert torch.equal(traversal_codes(base, [0], std, sigmas)[0, :, 0], base[0] + sigmas)  # the first dimension too
+    with pytest.raises(ValueError, match=r"Latent dimensions \[5\] do not exist; this model has dimensions 0\.\.4\."):
         traversal_codes(base, [5], std, sigmas)
 
 
@@ -94,6 +101,24 @@ def test_interpolation_defaults_to_eight_steps_on_a_straight_line():
     path = interpolate(z0, z1)  # the default a notebook's interpolation figure uses
     assert path.shape == (8, 3)
     torch.testing.assert_close(path[:, 0], torch.arange(8.0))
+
+
+def test_the_shortest_paths_are_allowed_and_shorter_ones_refused():
+    z0, z1 = torch.zeros(3), torch.ones(3)
+    torch.testing.assert_close(interpolate(z0, z1, steps=2), torch.stack([z0, z1]))  # just the two ends
+    with pytest.raises(ValueError, match="at least 2"):
+        interpolate(z0, z1, steps=1)
+    keys = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(closed_loop(keys[:2], 2), keys[:2])  # 2 keys, one frame each
+    torch.testing.assert_close(closed_loop(keys, 3), keys)
+    for bad_keys, frames in ((keys[:1], 4), (keys, 2)):  # one key is no loop; fewer frames than keys skips some
+        with pytest.raises(ValueError, match="at least 2 keys and n_frames >= keys"):
+            closed_loop(bad_keys, frames)
+
+
+def test_prior_codes_default_to_seed_zero():
+    assert torch.equal(prior_codes(4, 3), prior_codes(4, 3, seed=0))
+    assert not torch.equal(prior_codes(4, 3), prior_codes(4, 3, seed=1))
 
 
 def test_closed_loop_passes_through_every_key_and_returns_smoothly_to_the_start():

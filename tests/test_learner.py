@@ -197,23 +197,25 @@ def test_kl_warmup_ramps_linearly_then_stays_at_one(dls, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("warmup", "expected"),
+    ("pct", "expected"),
     [
-        (KLWarmup(), [0, 1 / 2, 1, 1, 1, 1]),  # the default, 30% of 6 steps: 2 steps
-        (KLWarmup(pct=1.0), [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]),  # over the whole run
-        (KLWarmup(pct=0.05), [0, 1, 1, 1, 1, 1]),  # 0.3 of a step rounds to 0: one step, never a division by 0
+        (None, [0, 1 / 2, 1, 1, 1, 1]),  # the default, 30% of 6 steps: 2 steps
+        (1.0, [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]),  # over the whole run
+        (0.05, [0, 1, 1, 1, 1, 1]),  # 0.3 of a step rounds to 0: one step, never a division by 0
     ],
 )
-def test_kl_warmup_ramp_length_is_its_fraction_of_the_first_real_fit_even_after_lr_find(
-    dls, tmp_path, warmup, expected
-):
+def test_kl_warmup_ramp_length_is_its_fraction_of_the_first_real_fit_even_after_lr_find(dls, tmp_path, pct, expected):
     learn = _learner(dls, tmp_path, objective="elbo")
-    learn.add_cb(warmup)
-    learn.lr_find(num_it=5, show_plot=False)  # a mock fit first: it must not fix the ramp's length
+    learn.add_cb(KLWarmup() if pct is None else KLWarmup(pct=pct))
+    learn.lr_find(num_it=10, show_plot=False)  # a mock fit of 4 epochs first: it must not fix the ramp length
     weights = Record("after_loss", lambda learn: learn.loss_func.warmup if learn.training else None)
     with learn.no_bar(), learn.no_logging():
         learn.fit(2, lr=1e-3, cbs=[weights])  # 3 steps an epoch
     assert [w for w in weights.values if w is not None] == pytest.approx(expected)
+    weights.values.clear()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(4, lr=1e-3, cbs=[weights])  # a longer second fit continues where the ramp ended
+    assert [w for w in weights.values if w is not None] == [1.0] * 12
 
 
 def test_kl_warmup_rejects_bad_fractions():
@@ -280,6 +282,20 @@ def dls_22_batches():
     # 200 galaxies: 180 train, 22 full batches of 8 (the last partial one dropped), 20 valid
     images = np.random.default_rng(1).integers(0, 256, (200, 69, 69, 3), dtype=np.uint8)
     return galaxy_dls(images, bs=8, device="cpu")
+
+
+def test_loss_part_columns_average_over_every_validation_galaxy(dls_22_batches, tmp_path):
+    from galaxy_autoencoders.inference import reconstruct_all
+
+    learn = _learner(dls_22_batches, tmp_path, objective="elbo")  # 20 validation galaxies: batches of 8, 8 and 4
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+    names = list(learn.recorder.metric_names)
+    record = dict(zip(names[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    x, recon = reconstruct_all(learn.model, dls_22_batches)  # the validation galaxies, decoded from z = mu
+    per_galaxy = (recon - x).pow(2).flatten(1).sum(1)  # what the recon column sums per galaxy
+    assert len(per_galaxy) == 20
+    assert record["recon"] == pytest.approx(float(per_galaxy.mean()), rel=1e-4)
 
 
 def test_nan_guard_checking_every_few_batches_finds_the_nan_and_restores_a_checked_copy(dls_22_batches, tmp_path):

@@ -271,12 +271,13 @@ def test_perceptual_loss_without_internet_says_what_to_do(monkeypatch):
         RuntimeError, match=r"PerceptualLoss\(pretrained=True\) could not download the ImageNet VGG16"
     ) as e:
         PerceptualLoss()  # pretrained by default
+    assert str(e.value).startswith("PerceptualLoss(pretrained=True) could not download")
     assert "(URLError: <urlopen error no route to host>)" in str(e.value)  # what went wrong, by name
     assert "needs the internet once. Use pretrained=False or drop the perceptual term" in str(e.value)
 
 
 @pytest.mark.parametrize("layer", ["relu1_2", "relu2_2", "relu3_3"])
-def test_perceptual_loss_keeps_only_the_imagenet_layers_it_uses(monkeypatch, layer):
+def test_perceptual_loss_and_callback_keep_only_the_imagenet_layers_they_use(monkeypatch, layer):
     from torchvision.models import VGG16_Weights
     from torchvision.models.vgg import cfgs, make_layers
 
