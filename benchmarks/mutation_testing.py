@@ -11,10 +11,10 @@ or an equivalent change (one that cannot alter behaviour, e.g. a batch size of 2
 computation that does not depend on it). This script runs mutmut (it resumes: mutants already checked keep their
 result) and prints, per module, how many were killed, survived and are not yet checked, and the kill rate.
 
-It takes hours on a 2-core machine (2,130 mutants; 10 to 80 a minute there, the learner's the slowest), so it is
-not part of CI. --fresh deletes mutants/ first: mutmut re-mutates a file only when the source is newer than its
-copy in mutants/, so a mutants/ folder left from before files moved keeps stale copies and too few mutants
-(after the code moved into data/ and training/, a stale folder gave 191 mutants instead of about 2,000).
+It takes hours on a 2-core machine (1,618 mutants; 2 to 80 a minute there: a survivor runs every test that covers
+it), so it is not part of CI. --fresh deletes mutants/ first: mutmut re-mutates a file only when the source is
+newer than its copy in mutants/, so a mutants/ folder left from before files moved keeps stale copies and too few
+mutants (after the code moved into data/ and training/, a stale folder gave 191 mutants instead of about 2,000).
 `benchmarks/mutation_table.py` is the fast check of the ten hand-made mutations of the issue that asked for this.
 """
 
