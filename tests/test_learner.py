@@ -4,6 +4,7 @@ import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 import nbformat
@@ -586,3 +587,34 @@ def test_perceptual_term_adds_a_column(tmp_path, objective):
     assert record["perceptual"] > 0
     kl = record["kl"] if objective == "elbo" else 0.0  # beta = 1; the ELBO's mmd column is measured, not added
     assert record["valid_loss"] == pytest.approx(record["recon"] + kl + 0.01 * record["perceptual"], rel=1e-5)
+
+
+def test_optional_terms_count_once_by_default_and_score_the_reconstruction(dls, tmp_path):
+    from galaxy_autoencoders.training import ClassAwareCallback, PerceptualCallback
+
+    learn = _learner(dls, tmp_path, objective="elbo", class_weight=5.0)  # a VAE with a class head
+    learn.remove_cb(ClassAwareCallback)
+    learn.add_cb(ClassAwareCallback())  # weight 1 by default
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+    record = dict(zip(learn.recorder.metric_names[1:-1], map(float, learn.recorder.values[-1]), strict=True))
+    assert record["valid_loss"] == pytest.approx(record["recon"] + record["kl"] + record["class"], rel=1e-5)
+
+    class Added:  # stands in for the objective: keeps what a callback adds
+        def add(self, learn, name, term, weight):
+            self.term = (name, float(term), weight)
+
+    perceptual = PerceptualCallback(pretrained=False)  # weight 1 by default
+    x, recon = torch.rand(4, 3, 69, 69), torch.rand(4, 3, 69, 69)  # four different reconstructions
+    mu, logvar = torch.zeros(4, 2), torch.zeros(4, 2)
+    for pred in (recon, (recon, mu, logvar)):  # an autoencoder's output is the reconstruction itself; a VAE's a tuple
+        perceptual.learn = SimpleNamespace(pred=pred, yb=(x,), loss_func=Added())
+        perceptual.after_loss()
+        assert perceptual.learn.loss_func.term == (
+            "perceptual",
+            pytest.approx(float(perceptual.perceptual(recon, x))),
+            1.0,
+        )
+    assert len(PerceptualCallback(layer="relu1_2", pretrained=False).perceptual.features) < len(
+        perceptual.perceptual.features
+    )  # the callback passes its layer on (relu1_2 is shallower than the default relu2_2)

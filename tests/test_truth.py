@@ -248,3 +248,26 @@ def test_unbiased_mmd_averages_to_zero_for_one_distribution_where_the_biased_one
     assert shifted.mean() > 10 * unbiased.std()  # a real difference stands far out of that scatter
     with pytest.raises(ValueError, match="at least 2"):
         mmd(torch.randn(1, 8), torch.randn(5, 8), unbiased=True)
+
+
+def test_best_correlation_difference_interval_is_the_central_95_percent_of_the_resampled_differences():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(2)
+    size = rng.normal(size=60)
+    a, b = rng.normal(size=(60, 4)), rng.normal(size=(60, 3))
+    a[:, 2] = size + rng.normal(size=60)  # each model's best dimension for "size"
+    b[:, 0] = size + 2 * rng.normal(size=60)
+    table = best_correlation_difference(a, b, {"size": size}, n_boot=400, seed=3)
+
+    def difference(rows):  # Spearman's rho from scipy, on the same dimensions
+        return abs(spearmanr(a[rows, 2], size[rows])[0]) - abs(spearmanr(b[rows, 0], size[rows])[0])
+
+    assert table.loc["size", "difference"] == pytest.approx(difference(np.arange(60)))
+    draws = np.random.default_rng(3)  # the same resamples: one draw of 60 rows each, from the seed
+    resampled = [difference(draws.integers(0, 60, 60)) for _ in range(400)]
+    assert [table.loc["size", "low"], table.loc["size", "high"]] == pytest.approx(np.percentile(resampled, [2.5, 97.5]))
+    as_tensors = best_correlation_difference(
+        torch.tensor(a, requires_grad=True), torch.tensor(b), {"size": size}, 400, 3
+    )
+    assert as_tensors.equals(table)  # the codes a model gives, still in its graph
