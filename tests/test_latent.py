@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_autoencoders.inference import decode
+from galaxy_autoencoders.inference import decode, encode_all
 from galaxy_autoencoders.latent import (
     class_mean_codes,
     closed_loop,
@@ -150,7 +150,12 @@ def test_latent_stats_rank_dimensions_by_kl(images):
     assert stats.top(2) == stats.order[:2].tolist()
     assert stats.mean.shape == stats.std.shape == (5,)
     ae = build_model(ModelConfig(latent_size=5, widths=(4, 8, 8, 8), kind="ae"))
-    assert latent_stats(ae, images).kl is None  # an AutoEncoder is ranked by the variance of its codes
+    ae_stats = latent_stats(ae, images)
+    assert ae_stats.kl is None  # an AutoEncoder is ranked by the variance of its codes across the galaxies
+    assert ae_stats.order.tolist() == torch.argsort(encode_all(ae, images).var(0), descending=True).tolist()
+    assert latent_stats(model, images[:2]).std.shape == (5,)  # two galaxies are enough to measure a spread
+    with pytest.raises(ValueError, match="at least 2 galaxies"):
+        latent_stats(model, images[:1])
 
 
 def test_prior_stats_and_prior_codes():

@@ -68,6 +68,19 @@ def test_sharpness_ignores_brightness_offsets():
     assert sharpness_ratio(x + 0.1, x) == pytest.approx(1.0, rel=1e-6)
 
 
+def test_high_frequency_power_is_the_same_for_stripes_across_and_along_the_rows():
+    # The band is a ring in (fy, fx): stripes of 0.4 cycles per pixel lie above the 0.25 x Nyquist cutoff whether
+    # they vary down the rows or along them; stripes of 0.05 cycles per pixel lie below it.
+    pixels = torch.arange(69.0)
+    for frequency, above in ((0.4, True), (0.05, False)):
+        wave = 0.5 + 0.5 * torch.cos(2 * torch.pi * frequency * pixels)
+        across, along = wave.view(69, 1).expand(1, 3, 69, 69), wave.view(1, 69).expand(1, 3, 69, 69)
+        power = high_frequency_power(torch.cat([across, along]))
+        assert float(power[0]) == pytest.approx(float(power[1]), rel=1e-9)
+        total = torch.fft.fft2(across.double()).abs().pow(2).sum()
+        assert bool(power[0] / total > 0.2) == above  # the stripes hold about a third of the power
+
+
 def test_sharpness_is_undefined_for_flat_inputs():
     flat = torch.full((2, 3, 69, 69), 0.3)
     assert high_frequency_power(flat).abs().max() < 1e-6 * high_frequency_power(_galaxy_like(2)).min()
@@ -149,6 +162,8 @@ def test_active_units_counts_dimensions_whose_means_vary_across_galaxies():
     assert active_units(mu) == 2
     assert active_units(mu, threshold=0.001) == 3
     assert active_units(mu + 5.0) == 2  # a constant offset is no information
+    exactly = torch.tensor([[0.0, 0.0], [2.0, 0.0]])  # variances 2 and 0 (unbiased, exact in float)
+    assert active_units(exactly, threshold=2.0) == 0 and active_units(exactly, threshold=1.999) == 1  # above, not at
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,7 +220,7 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     # A parameter that is exactly latent mean 0 for every galaxy of the whole set: if evaluate indexed the
     # parameters wrongly for the 10 validation galaxies, the correlation would be far from 1.
     planted = encode_all(model, images)[:, 0].numpy()
-    report = evaluate(model, dls, params={"planted": planted, "noise": np.arange(40.0)}, n=6)
+    report = evaluate(model, dls, params={"planted": planted, "noise": np.arange(40.0)}, bs=4, n=6)  # 3 batches
     json.dumps(report)
     assert report["mse"] == pytest.approx(reconstruction_mse(model, dls))
     x, recon = reconstruct_all(model, dls)
@@ -221,6 +236,8 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     assert report["active_units"] == active_units(mu)
     if kind == "vae":
         assert active_units(mu[:, 4:]) == 0  # the switched-off dimension's mean is 0 for every galaxy
+    del report["best_correlation"]  # only with params
+    assert evaluate(model, dls.valid, bs=4, n=6) == report  # a loader of the validation galaxies: the same numbers
 
 
 def test_baseline_table_puts_each_models_numbers_in_its_own_row_rounded():

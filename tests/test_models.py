@@ -178,6 +178,15 @@ def test_latent_size_mismatch_names_both_sizes(tmp_path):
         load_checkpoint(tmp_path / "m")
 
 
+def test_weights_without_the_decoders_first_layer_are_refused_with_the_reason(tmp_path):
+    save_checkpoint(build_model(ModelConfig(latent_size=8, widths=(4, 8, 8, 8))), tmp_path / "m")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    del state["decoder.fc.weight"]  # the layer the latent size is read from
+    torch.save(state, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"(?s)do not fit.*decoder\.fc\.weight"):
+        load_checkpoint(tmp_path / "m")
+
+
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     save_checkpoint(build_model(ModelConfig(latent_size=8, widths=(4, 8, 8, 8))), tmp_path / "m")
     meta = json.loads((tmp_path / "m.json").read_text())

@@ -331,7 +331,8 @@ def test_bootstrap_difference_is_a_minus_b_with_an_interval_around_it():
     assert d["mean"] == pytest.approx(0.02, abs=0.002) and d["low"] < 0.02 < d["high"]
     assert 0 < d["low"] and d["high"] - d["low"] < 0.005  # 500 pairs: a narrow interval that excludes 0
     assert bootstrap_difference(b, a)["mean"] == pytest.approx(-d["mean"])
-    with pytest.raises(ValueError):
+    assert bootstrap_difference([3.0, 1.0], [1.0, 1.0])["mean"] == 1.0  # two pairs are enough to resample
+    with pytest.raises(ValueError, match=r"paired 1-D arrays of at least 2 values, got shape \(1,\)"):
         bootstrap_difference(a[:1], b[:1])  # one pair has no spread to resample
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"got shape \(50, 10\)"):
         bootstrap_difference(a.reshape(50, 10), b.reshape(50, 10))
