@@ -1,6 +1,6 @@
 """Mutation testing of the modules that carry the science, with mutmut (configured in pyproject.toml).
 
-    python benchmarks/mutation_testing.py [--children 2] [--report-only] [--fresh]
+    python benchmarks/mutation_testing.py [--children 2] [--report-only] [--fresh] [--sample N --seed S]
 
 mutmut copies the package into mutants/, makes one small change at a time (a + for a -, 0.5 for 1.5, a default
 argument, a dropped call) in the modules listed under [tool.mutmut] in pyproject.toml (losses, models, latent,
@@ -12,9 +12,14 @@ computation that does not depend on it). This script runs mutmut (it resumes: mu
 result) and prints, per module, how many were killed, survived and are not yet checked, and the kill rate.
 
 It takes hours on a 2-core machine (1,618 mutants; 2 to 80 a minute there: a survivor runs every test that covers
-it), so it is not part of CI. --fresh deletes mutants/ first: mutmut re-mutates a file only when the source is
-newer than its copy in mutants/, so a mutants/ folder left from before files moved keeps stale copies and too few
-mutants (after the code moved into data/ and training/, a stale folder gave 191 mutants instead of about 2,000).
+it), so it is not part of CI. mutmut checks the mutants it expects to be quick first, so a run stopped early has
+checked a biased set (the slow ones are those that every test covers, e.g. the layers of the model). --sample N
+draws N mutants at random from those not checked yet (kept in mutants/sample.json, so a later call resumes it),
+checks only them, and estimates the kill rate over all the mutants with a 95% interval: the ones checked before the
+draw counted exactly, the rest estimated from the sample. --fresh deletes mutants/ first: mutmut re-mutates a
+file only when the source is newer than its copy in mutants/, so a mutants/ folder left from before files moved
+keeps stale copies and too few mutants (after the code moved into data/ and training/, a stale folder gave 191
+mutants instead of about 2,000).
 `benchmarks/mutation_table.py` is the fast check of the ten hand-made mutations of the issue that asked for this.
 """
 
@@ -22,24 +27,79 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
+import math
+import random
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 CAUGHT = ("killed", "timeout")  # a timeout is a change that made the tests hang: caught too
+SAMPLE = Path("mutants") / "sample.json"  # the random sample of --sample, kept with mutmut's results
 
 
-def results() -> dict[str, collections.Counter]:
-    """{module: Counter(status)} from `mutmut results --all true`."""
+def statuses() -> dict[str, str]:
+    """{mutant name: status} from `mutmut results --all true` (killed, survived, not checked, timeout, ...)."""
     done = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True)
-    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    out = {}
     for line in done.stdout.splitlines():
         name, _, status = line.strip().rpartition(": ")
-        if not name:
-            continue
+        if name:
+            out[name] = status.strip()
+    return out
+
+
+def results(by_name: dict[str, str]) -> dict[str, collections.Counter]:
+    """{module: Counter(status)}."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, status in by_name.items():
         module = name.split(".x")[0].rsplit(".", 1)[-1]  # galaxy_autoencoders.latent.x_slerp__mutmut_11 -> latent
-        counts[module][status.strip()] += 1
+        counts[module][status] += 1
     return counts
+
+
+def draw_sample(by_name: dict[str, str], n: int, seed: int) -> dict:
+    """n mutants drawn at random from those not checked yet; kept in SAMPLE so that a later call resumes it."""
+    if SAMPLE.is_file():
+        return json.loads(SAMPLE.read_text())
+    population = sorted(name for name, status in by_name.items() if status == "not checked")
+    sample = random.Random(seed).sample(population, min(n, len(population)))
+    drawn = {"seed": seed, "population": population, "sample": sample}
+    SAMPLE.write_text(json.dumps(drawn))
+    return drawn
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a proportion k/n."""
+    centre, half = (k + z * z / 2) / (n + z * z), z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    return centre - half, centre + half
+
+
+def estimate(by_name: dict[str, str], drawn: dict) -> None:
+    """The kill rate over every mutant: the ones checked before the draw counted exactly, the ones not checked
+    then estimated from the random sample of them (with a 95% interval)."""
+    population = set(drawn["population"])
+    sample = [by_name.get(name, "not checked") for name in drawn["sample"]]
+    checked = [s for s in sample if s != "not checked"]
+    k, n = sum(s in CAUGHT for s in checked), len(checked)
+    outside = [s for name, s in by_name.items() if name not in population and s != "not checked"]
+    caught_outside = sum(s in CAUGHT for s in outside)
+    print(
+        f"\nRandom sample of the {len(population)} mutants not checked before it (seed {drawn['seed']}): "
+        f"{n} of {len(sample)} checked, {k} caught ({k / n:.1%})."
+        if n
+        else "\nNo sampled mutant checked yet."
+    )
+    if not n:
+        return
+    total = len(outside) + len(population)
+    low, high = wilson(k, n)
+    rate = [(caught_outside + len(population) * p) / total for p in (k / n, low, high)]
+    print(
+        f"Estimated kill rate over all {total} mutants ({len(outside)} counted, {len(population)} estimated "
+        f"from the sample): {rate[0]:.1%} (95% interval {rate[1]:.1%} to {rate[2]:.1%})."
+    )
 
 
 def report(counts: dict[str, collections.Counter]) -> float:
@@ -69,13 +129,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--report-only", action="store_true", help="print the results so far; run nothing")
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ (all results so far) and start again")
+    parser.add_argument(
+        "--sample", type=int, metavar="N", help="check only N mutants drawn at random from those not checked yet"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     args = parser.parse_args(argv)
     if args.fresh and not args.report_only:
         shutil.rmtree("mutants", ignore_errors=True)
+    drawn = None
+    if args.sample or SAMPLE.is_file():
+        if not Path("mutants").is_dir():  # mutmut lists the mutants when it makes them: make them, run none
+            done = subprocess.run(["mutmut", "run", "no-mutant-has-this-name"], capture_output=True, text=True)
+            if not Path("mutants").is_dir():
+                sys.exit(f"mutmut could not make the mutants:\n{done.stdout}{done.stderr}")
+        drawn = draw_sample(statuses(), args.sample or 0, args.seed)
     if not args.report_only:
-        subprocess.run(["mutmut", "run", "--max-children", str(args.children)], check=False)
-    rate = report(results())
+        names = [] if drawn is None else drawn["sample"]
+        subprocess.run(["mutmut", "run", "--max-children", str(args.children), *names], check=False)
+    by_name = statuses()
+    rate = report(results(by_name))
     print(f"\nKill rate over the mutants checked so far: {rate:.1%} (the goal is at least 85%).")
+    if drawn is not None:
+        estimate(by_name, drawn)
     return 0
 
 

@@ -133,3 +133,31 @@ def test_lazy_exports_resolve_to_the_named_modules():
     assert g.galaxy_dls.__module__ == "galaxy_autoencoders.dataloaders"
     with pytest.raises(AttributeError, match="no attribute 'fit_everything'"):
         g.fit_everything  # noqa: B018
+
+
+def _mutation_testing():
+    spec = importlib.util.spec_from_file_location("mutation_testing", ROOT / "benchmarks" / "mutation_testing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mutation_testing_estimates_the_unchecked_mutants_from_a_random_sample(capsys):
+    mt = _mutation_testing()
+    assert mt.wilson(90, 100) == pytest.approx((0.8256, 0.9448), abs=1e-4)  # the 95% Wilson interval
+    by_name = {f"galaxy_autoencoders.losses.x_mmd__mutmut_{i}": "killed" for i in range(8)}
+    by_name |= {
+        "galaxy_autoencoders.losses.x_mmd__mutmut_8": "survived",
+        "galaxy_autoencoders.losses.x_mmd__mutmut_9": "timeout",
+    }
+    population = [f"galaxy_autoencoders.models.x_build_model__mutmut_{i}" for i in range(100)]
+    by_name |= dict.fromkeys(population, "not checked")
+    by_name |= {population[0]: "killed", population[1]: "killed", population[2]: "timeout", population[3]: "survived"}
+    counts = mt.results(by_name)
+    assert counts["losses"] == {"killed": 8, "survived": 1, "timeout": 1} and counts["models"]["not checked"] == 96
+    mt.estimate(by_name, {"seed": 0, "population": population, "sample": population[:5]})  # one drawn, not checked
+    out = capsys.readouterr().out
+    assert "4 of 5 checked, 3 caught (75.0%)" in out
+    low, high = mt.wilson(3, 4)
+    rates = [(9 + 100 * p) / 110 for p in (0.75, low, high)]  # 9 of the 10 checked outside the draw are caught
+    assert f"{rates[0]:.1%} (95% interval {rates[1]:.1%} to {rates[2]:.1%})" in out

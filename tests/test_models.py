@@ -8,6 +8,8 @@ import torch
 
 from galaxy_autoencoders.losses import reconstruction_loss
 from galaxy_autoencoders.models import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
     VAE,
     AutoEncoder,
     ModelConfig,
@@ -117,6 +119,8 @@ def test_checkpoint_round_trip(tmp_path, kind):
     save_checkpoint(model, tmp_path / "run" / "elbo", extra={"objective": "elbo", "epochs": 3})
     assert (tmp_path / "run" / "elbo.pt").is_file() and (tmp_path / "run" / "elbo.json").is_file()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["elbo.json", "elbo.pt"]  # no temp files
+    save_checkpoint(model, tmp_path / "runs" / "2026" / "elbo")  # folders that do not exist yet are made
+    assert load_checkpoint(tmp_path / "runs" / "2026" / "elbo").config == config
 
     loaded = load_checkpoint(tmp_path / "run" / "elbo.pt")  # either file name or the stem works
     assert type(loaded) is type(model) and loaded.config == config and not loaded.training
@@ -129,6 +133,7 @@ def test_checkpoint_round_trip(tmp_path, kind):
     meta = json.loads((tmp_path / "run" / "elbo.json").read_text())
     assert meta["config"]["latent_size"] == 5 and meta["config"]["widths"] == [4, 8, 8, 8]
     assert checkpoint_info(tmp_path / "run" / "elbo")["extra"] == {"objective": "elbo", "epochs": 3}
+    assert meta["format"] == CHECKPOINT_FORMAT and meta["version"] == CHECKPOINT_VERSION
 
 
 def test_checkpoint_loads_to_the_requested_device(tmp_path):
@@ -201,6 +206,12 @@ def test_a_json_that_is_not_ours_is_refused(tmp_path):
     torch.save({}, tmp_path / "m.pt")
     with pytest.raises(ValueError, match="not a galaxy_autoencoders checkpoint"):
         load_checkpoint(tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps({"format": CHECKPOINT_FORMAT}))  # ours in name, but no config
+    with pytest.raises(ValueError, match='and a "config"'):
+        load_checkpoint(tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps([CHECKPOINT_FORMAT]))  # JSON, but not an object
+    with pytest.raises(ValueError, match="not a galaxy_autoencoders checkpoint"):
+        load_checkpoint(tmp_path / "m")
     (tmp_path / "m.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_checkpoint(tmp_path / "m")
@@ -232,4 +243,7 @@ def test_garbage_weights_file_is_reported(tmp_path):
     save_checkpoint(build_model(TINY), tmp_path / "m")
     (tmp_path / "m.pt").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"m\.pt"):
+        load_checkpoint(tmp_path / "m")
+    torch.save({"decoder.fc.weight": torch.zeros(2, 5), "epochs": 3}, tmp_path / "m.pt")  # a dict, not all tensors
+    with pytest.raises(ValueError, match=r"m\.pt does not hold a state_dict"):
         load_checkpoint(tmp_path / "m")

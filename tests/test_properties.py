@@ -21,7 +21,7 @@ from galaxy_autoencoders.training import vae_learner
 TINY = ModelConfig(latent_size=4, widths=(4, 8, 8, 8))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the slow tests run last (conftest.py): render once
 def galaxies(tmp_path_factory):
     return load_galaxies("synthetic", n=640, seed=11, data_dir=tmp_path_factory.mktemp("data"), progress=False)
 
@@ -30,6 +30,7 @@ def galaxies(tmp_path_factory):
 # A short fit learns
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["ae", "elbo", "mmd"])
 def test_a_short_quick_profile_fit_beats_the_mean_image_and_keeps_bright_cores(galaxies, objective):
     profile = get_profile("quick")
@@ -60,6 +61,7 @@ def test_a_vae_starts_with_narrow_posteriors():
     assert torch.exp(0.5 * logvar).mean() < 0.3  # sigma ~ 0.14: the decoder's first inputs are mostly signal
 
 
+@pytest.mark.slow
 def test_norm_none_trains(galaxies):
     torch.manual_seed(0)
     dls = galaxy_dls(galaxies, bs=32, seed=0, device="cpu")
@@ -196,6 +198,7 @@ def test_latent_stats_agree_with_encode_all_and_the_kl(galaxies):
 # What the demo writes
 
 
+@pytest.mark.slow
 def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstructions(tmp_path, monkeypatch, capsys):
     from galaxy_autoencoders import cli, plots
     from galaxy_autoencoders.metrics import reconstruct_all
