@@ -143,6 +143,20 @@ def test_objective_mmd_on_means_or_samples(dls, tmp_path):
         Objective("mmd", mmd_on="z")
 
 
+def test_the_prior_sample_is_float32_when_the_codes_come_in_bfloat16():
+    # Under bf16 autocast the encoder's means arrive in bfloat16 (3 significant digits); the prior sample the MMD
+    # compares them with is drawn in float32, not rounded to the codes' precision.
+    mu = torch.randn(16, 5, generator=torch.Generator().manual_seed(0)).bfloat16()
+    recon, x = torch.rand(16, 3, 69, 69), torch.rand(16, 3, 69, 69)
+    objective = Objective("mmd", lam=1.0)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        objective((recon, mu, torch.zeros(16, 5)), x)
+        torch.manual_seed(3)
+        expected = mmd(mu.float(), torch.randn(16, 5))
+    assert objective.parts["mmd"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_elbo_learner_measures_mmd_without_training_on_it(dls, tmp_path):
     learn = _learner(dls, tmp_path, objective="elbo")
     assert learn.loss_func.lam == 0.0 and learn.loss_func.beta == 1.0
