@@ -256,3 +256,11 @@ def test_baseline_table_puts_each_models_numbers_in_its_own_row_rounded():
         expected = [round(r["mse"], 4), round(r["mse_ratio"], 2), round(r["colour_rho"], 2), round(r["peak_ratio"], 2)]
         assert table.loc[name].tolist() == pytest.approx(expected, abs=1e-12)
     assert table.loc["vae", "MSE"] != table.loc["ae", "MSE"]  # two models, two rows of their own
+
+
+def test_float_images_in_bfloat16_come_back_as_float32():
+    from galaxy_autoencoders.inference import as_float_images
+
+    images = torch.rand(2, 3, 69, 69)
+    assert torch.equal(as_float_images(images.bfloat16()), images.bfloat16().float())  # numpy has no bfloat16
+    assert as_float_images(images.bfloat16()).dtype == torch.float32

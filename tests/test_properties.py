@@ -322,6 +322,12 @@ def test_the_latent_walk_passes_through_its_keys_on_a_symmetric_catmull_rom_curv
     assert torch.allclose(path[3], ((-p0 + 9 * p1 + 9 * p2 - p3) / 16).double(), atol=1e-6)
     # and the loop closes: halfway from the last key back to the first, by the same rule
     assert torch.allclose(path[7], ((-p2 + 9 * p3 + 9 * p0 - p1) / 16).double(), atol=1e-6)
+    # Five keys: the key two ahead and the key two behind differ (with four they are the same one).
+    angles = torch.arange(5) * 2 * torch.pi / 5
+    five = torch.stack([angles.cos(), angles.sin()], 1)
+    path = closed_loop(five, n_frames=10).double()
+    p0, p1, p2, p3 = five[0], five[1], five[2], five[3]
+    assert torch.allclose(path[3], ((-p0 + 9 * p1 + 9 * p2 - p3) / 16).double(), atol=1e-6)
 
 
 def test_bootstrap_difference_is_a_minus_b_with_an_interval_around_it():

@@ -207,6 +207,11 @@ def test_the_defaults_are_what_the_notebooks_say_200_shuffles_a_95_percent_null_
     mu, params = rng.normal(size=(60, 4)), {"a": rng.normal(size=60), "b": rng.normal(size=60)}
     x = torch.randn(30, 2, generator=torch.Generator().manual_seed(1))
     assert mmd_test(x, x + 3.0)["p_value"] == pytest.approx(1 / 201)  # 200 re-splits, none as extreme
+    from galaxy_autoencoders.metrics import bootstrap_difference
+
+    a, b = rng.normal(size=60), rng.normal(size=60)
+    assert bootstrap_difference(a, b) == bootstrap_difference(a, b, n_boot=2000, seed=0)
+    assert bootstrap_difference(a, b) != bootstrap_difference(a, b, n_boot=2000, seed=1)
     assert mmd_test(x, x + 0.1) == mmd_test(x, x + 0.1, n_perm=200, seed=0)
     assert correlation_null(mu, params).equals(correlation_null(mu, params, n_perm=200, seed=0, q=95))
     assert latent_parameter_table(mu, params).equals(latent_parameter_table(mu, params, n_perm=200, seed=0))
