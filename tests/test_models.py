@@ -239,6 +239,28 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
     assert not marker.exists()
 
 
+def test_weights_are_loaded_as_tensors_only_whatever_torchs_default(tmp_path, monkeypatch):
+    # torch.load's weights_only default became True in torch 2.6; the package supports torch >= 2.2, where the
+    # default would unpickle (and run) anything. load_checkpoint asks for weights_only=True itself.
+    save_checkpoint(build_model(TINY), tmp_path / "m")
+    asked = []
+    real_load = torch.load
+
+    def load(*args, **kwargs):
+        asked.append(kwargs.get("weights_only"))
+        return real_load(*args, **{**kwargs, "weights_only": True})
+
+    monkeypatch.setattr(torch, "load", load)
+    load_checkpoint(tmp_path / "m")
+    assert asked == [True]
+
+
+def test_only_a_model_built_from_a_config_can_be_saved(tmp_path):
+    with pytest.raises(TypeError, match="built from a ModelConfig, got Linear"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "m")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_garbage_weights_file_is_reported(tmp_path):
     save_checkpoint(build_model(TINY), tmp_path / "m")
     (tmp_path / "m.pt").write_bytes(b"not a zip file")
