@@ -142,22 +142,44 @@ def _mutation_testing():
     return module
 
 
+def test_mutation_testing_reads_mutmuts_statuses_into_four_kinds(monkeypatch):
+    mt = _mutation_testing()
+    lines = [
+        "    galaxy_autoencoders.losses.xǁPerceptualLossǁ__init____mutmut_7: survived",
+        "    galaxy_autoencoders.losses.x_mmd__mutmut_1: killed",
+        "    galaxy_autoencoders.losses.x_mmd__mutmut_2: timeout",
+        "    galaxy_autoencoders.latent.x_slerp__mutmut_3: check was interrupted by user",
+        "    galaxy_autoencoders.latent.x_slerp__mutmut_4: skipped",
+        "    galaxy_autoencoders.training.objective.xǁObjectiveǁ__call____mutmut_5: no tests",
+    ]
+    done = subprocess.CompletedProcess([], 0, stdout="\n".join(lines) + "\n", stderr="")
+    monkeypatch.setattr(mt.subprocess, "run", lambda *a, **k: done)
+    kinds = mt.statuses()
+    assert kinds["galaxy_autoencoders.losses.xǁPerceptualLossǁ__init____mutmut_7"] == "missed"
+    assert [kinds[n.split(": ")[0].strip()] for n in lines[1:]] == [
+        "caught",
+        "caught",
+        "not checked",
+        "skipped",
+        "missed",
+    ]
+    counts = mt.results(kinds)
+    assert counts["losses"] == {"caught": 2, "missed": 1} and counts["objective"] == {"missed": 1}
+
+
 def test_mutation_testing_estimates_the_unchecked_mutants_from_a_random_sample(capsys):
     mt = _mutation_testing()
     assert mt.wilson(90, 100) == pytest.approx((0.8256, 0.9448), abs=1e-4)  # the 95% Wilson interval
-    by_name = {f"galaxy_autoencoders.losses.x_mmd__mutmut_{i}": "killed" for i in range(8)}
-    by_name |= {
-        "galaxy_autoencoders.losses.x_mmd__mutmut_8": "survived",
-        "galaxy_autoencoders.losses.x_mmd__mutmut_9": "timeout",
-    }
+    by_name = {f"galaxy_autoencoders.losses.x_mmd__mutmut_{i}": "caught" for i in range(9)}
+    by_name["galaxy_autoencoders.losses.x_mmd__mutmut_9"] = "missed"
     population = [f"galaxy_autoencoders.models.x_build_model__mutmut_{i}" for i in range(100)]
     by_name |= dict.fromkeys(population, "not checked")
-    by_name |= {population[0]: "killed", population[1]: "killed", population[2]: "timeout", population[3]: "survived"}
-    counts = mt.results(by_name)
-    assert counts["losses"] == {"killed": 8, "survived": 1, "timeout": 1} and counts["models"]["not checked"] == 96
-    mt.estimate(by_name, {"seed": 0, "population": population, "sample": population[:5]})  # one drawn, not checked
+    by_name |= {population[0]: "caught", population[1]: "caught", population[2]: "caught", population[3]: "missed"}
+    mt.estimate(by_name, {"seed": 0, "population": population, "sample": population[:5]})  # one not checked yet
+    assert "4 of 5 checked, 3 caught (75.0%).\nThe estimate waits for the whole sample" in capsys.readouterr().out
+    mt.estimate(by_name, {"seed": 0, "population": population, "sample": population[:4]})
     out = capsys.readouterr().out
-    assert "4 of 5 checked, 3 caught (75.0%)" in out
+    assert "4 of 4 checked, 3 caught (75.0%)" in out
     low, high = mt.wilson(3, 4)
     rates = [(9 + 100 * p) / 110 for p in (0.75, low, high)]  # 9 of the 10 checked outside the draw are caught
     assert f"{rates[0]:.1%} (95% interval {rates[1]:.1%} to {rates[2]:.1%})" in out
