@@ -294,6 +294,21 @@ def test_nan_guard_stops_restores_and_explains(dls, tmp_path, opt_func):
     assert np.isfinite(float(learn.recorder.values[-1][0]))
 
 
+@pytest.mark.parametrize(("at", "good"), [(4, "epoch 1, batch 1"), (0, "epoch start of fit, batch -")])
+def test_nan_guard_names_where_the_restored_weights_come_from(dls, tmp_path, at, good):
+    # 3 training batches an epoch: batch 4 is the second of epoch 1. With a copy every 2 good batches, a NaN after
+    # the first batch of the fit goes back to the weights the fit started with.
+    learn = _learner(dls, tmp_path, objective="elbo", nan_guard=False, cbs=[NaNGuard(every=1 if at else 2)])
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning) as caught:
+        learn.fit(3, lr=1e-3, cbs=[PoisonWeights(at=at)])
+    assert f"the weights are back to the last good ones ({good})" in str(caught[0].message)
+
+
+def test_an_objective_is_an_elbo_unless_told_otherwise():
+    objective = Objective()
+    assert (objective.objective, objective.beta, objective.lam) == ("elbo", 1.0, 0.0)
+
+
 @pytest.fixture
 def dls_22_batches():
     # 200 galaxies: 180 train, 22 full batches of 8 (the last partial one dropped), 20 valid

@@ -111,6 +111,9 @@ def test_encode_all_accepts_every_image_container():
     dls = galaxy_dls(images, bs=4, valid_pct=0.25, device="cpu")
     valid_idx = torch.from_numpy(dls.valid.rows())
     assert torch.allclose(encode_all(model, dls), expected[valid_idx], atol=1e-5)
+    # The training loader drops its last partial batch when training; encoding it keeps every galaxy, in order.
+    train_idx = torch.from_numpy(dls.train.rows())
+    assert len(train_idx) % 4 and torch.allclose(encode_all(model, dls.train), expected[train_idx], atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         encode_all(model, torch.rand(2, 69, 69, 3))
 

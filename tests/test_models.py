@@ -96,6 +96,16 @@ def test_config_rejects_bad_values():
         ModelConfig(kind="gan")
     with pytest.raises(ValueError, match="latent_size"):
         ModelConfig(latent_size=0)
+    for bad in ({"channels": 0}, {"img_size": 1}):
+        with pytest.raises(ValueError, match="img_size and channels"):
+            ModelConfig(**bad)
+
+
+def test_the_smallest_configs_build_one_latent_number_and_single_band_images():
+    model = build_model(ModelConfig(latent_size=1, channels=1, widths=(4, 4, 4, 4))).eval()
+    recon, mu, logvar = model(torch.rand(2, 1, 69, 69))  # one band, as an astronomer's own cutouts may be
+    assert recon.shape == (2, 1, 69, 69) and mu.shape == logvar.shape == (2, 1)
+    assert ModelConfig(img_size=2).img_size == 2  # the smallest image the check allows
     with pytest.raises(ValueError, match="Unknown ModelConfig fields"):
         ModelConfig.from_dict({"latent_size": 3, "depth": 4})
 
