@@ -160,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         # mutmut lists the mutants only once it has made them: make them (and time the tests, one full test run)
         # by asking for a mutant that does not exist, which mutmut then refuses.
         subprocess.run(["mutmut", "run", "no-mutant-has-this-name"], capture_output=True, env=UTF8)
-    drawn = draw_sample(statuses(), args.sample, args.seed) if args.sample or SAMPLE.is_file() else None
+    sampling = bool(args.sample) or SAMPLE.is_file()
+    before = statuses() if sampling else {}
+    drawn = draw_sample(before, args.sample, args.seed) if sampling else None
     if not args.report_only:
-        now = statuses()
-        names = [] if drawn is None else [n for n in drawn["sample"] if now.get(n) == "not checked"]
-        if drawn is not None and not args.sample:
+        names = [] if drawn is None else [n for n in drawn["sample"] if before.get(n) == "not checked"]
+        if names and not args.sample:
             print(f"Checking the rest of the sample in {SAMPLE}, not all the mutants (--fresh starts again).")
         if drawn is None or names:  # mutmut re-checks every mutant it is given by name, and all when given none
             subprocess.run(["mutmut", "run", "--max-children", str(args.children), *names], env=UTF8, check=False)

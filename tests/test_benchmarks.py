@@ -19,6 +19,14 @@ THROUGHPUT = ROOT / "benchmarks" / "throughput.py"
 PATHS = ["package", "eager", "plain", "per-item", "datablock", "fastai-adam"]  # the default five, the optional one
 
 
+def _load(path: Path):
+    """A benchmark script as a module, to test its functions without running it."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
@@ -75,9 +83,7 @@ def test_profile_and_time_to_result_are_reported(throughput):
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():
-    spec = importlib.util.spec_from_file_location("throughput", THROUGHPUT)
-    throughput = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(throughput)
+    throughput = _load(THROUGHPUT)
     rounds = throughput.turns(["a", "b", "c"], 6)
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
     assert [r[0] for r in rounds] == ["a", "b", "c", "a", "b", "c"]
@@ -135,15 +141,11 @@ def test_lazy_exports_resolve_to_the_named_modules():
         g.fit_everything  # noqa: B018
 
 
-def _mutation_testing():
-    spec = importlib.util.spec_from_file_location("mutation_testing", ROOT / "benchmarks" / "mutation_testing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+MUTATION_TESTING = ROOT / "benchmarks" / "mutation_testing.py"
 
 
 def test_mutation_testing_reads_mutmuts_statuses_into_four_kinds(monkeypatch):
-    mt = _mutation_testing()
+    mt = _load(MUTATION_TESTING)
     lines = [
         "    galaxy_autoencoders.losses.xǁPerceptualLossǁ__init____mutmut_7: survived",
         "    galaxy_autoencoders.losses.x_mmd__mutmut_1: killed",
@@ -168,7 +170,7 @@ def test_mutation_testing_reads_mutmuts_statuses_into_four_kinds(monkeypatch):
 
 
 def test_mutation_testing_estimates_the_unchecked_mutants_from_a_random_sample(capsys):
-    mt = _mutation_testing()
+    mt = _load(MUTATION_TESTING)
     assert mt.wilson(90, 100) == pytest.approx((0.8256, 0.9448), abs=1e-4)  # the 95% Wilson interval
     by_name = {f"galaxy_autoencoders.losses.x_mmd__mutmut_{i}": "caught" for i in range(9)}
     by_name["galaxy_autoencoders.losses.x_mmd__mutmut_9"] = "missed"

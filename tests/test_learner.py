@@ -53,6 +53,11 @@ def _learner(dls, tmp_path, **kwargs):
     return learn
 
 
+def _last_record(learn) -> dict[str, float]:
+    """The last epoch's row of fastai's table: {column: value} for train_loss, valid_loss and the loss parts."""
+    return dict(zip(learn.recorder.metric_names[1:-1], map(float, learn.recorder.values[-1]), strict=True))
+
+
 class Record(Callback):
     """Test helper: call fn(learn) at one event and keep what it returns."""
 
@@ -81,7 +86,7 @@ def test_fit_one_cycle_shows_each_loss_part(dls, tmp_path, objective, columns):
         learn.fit_one_cycle(1)
     assert learn.objective == objective
     assert list(learn.recorder.metric_names) == columns
-    record = dict(zip(columns[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    record = _last_record(learn)
     assert all(np.isfinite(v) for v in record.values())
     # The columns are the validation loss taken apart.
     if objective == "elbo":
@@ -322,8 +327,7 @@ def test_loss_part_columns_average_over_every_validation_galaxy(dls_22_batches, 
     learn = _learner(dls_22_batches, tmp_path, objective="elbo")  # 20 validation galaxies: batches of 8, 8 and 4
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, lr=1e-3)
-    names = list(learn.recorder.metric_names)
-    record = dict(zip(names[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    record = _last_record(learn)
     x, recon = reconstruct_all(learn.model, dls_22_batches)  # the validation galaxies, decoded from z = mu
     per_galaxy = (recon - x).pow(2).flatten(1).sum(1)  # what the recon column sums per galaxy
     assert len(per_galaxy) == 20
@@ -614,7 +618,7 @@ def test_perceptual_term_adds_a_column(tmp_path, objective):
         learn.fit(1, lr=1e-3)
     names = list(learn.recorder.metric_names)
     assert names[-2] == "perceptual"
-    record = dict(zip(names[1:-1], [float(v) for v in learn.recorder.values[-1]], strict=True))
+    record = _last_record(learn)
     assert record["perceptual"] > 0
     kl = record["kl"] if objective == "elbo" else 0.0  # beta = 1; the ELBO's mmd column is measured, not added
     assert record["valid_loss"] == pytest.approx(record["recon"] + kl + 0.01 * record["perceptual"], rel=1e-5)
@@ -628,7 +632,7 @@ def test_optional_terms_count_once_by_default_and_score_the_reconstruction(dls, 
     learn.add_cb(ClassAwareCallback())  # weight 1 by default
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, lr=1e-3)
-    record = dict(zip(learn.recorder.metric_names[1:-1], map(float, learn.recorder.values[-1]), strict=True))
+    record = _last_record(learn)
     assert record["valid_loss"] == pytest.approx(record["recon"] + record["kl"] + record["class"], rel=1e-5)
 
     # A stand-in learner with what the callback reads (pred, yb) and an objective that keeps what it adds.

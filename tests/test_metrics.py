@@ -223,7 +223,8 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     # A parameter that is exactly latent mean 0 for every galaxy of the whole set: if evaluate indexed the
     # parameters wrongly for the 10 validation galaxies, the correlation would be far from 1.
     planted = encode_all(model, images)[:, 0].numpy()
-    report = evaluate(model, dls, params={"planted": planted, "noise": np.arange(40.0)}, bs=4, n=6)  # 3 batches
+    params = {"planted": planted, "noise": np.arange(40.0)}
+    report = evaluate(model, dls, params=params, bs=4, n=6)  # 3 batches
     json.dumps(report)
     assert report["mse"] == pytest.approx(reconstruction_mse(model, dls))
     x, recon = reconstruct_all(model, dls)
@@ -240,7 +241,7 @@ def test_evaluate_reports_json_ready_numbers_for_the_validation_set(kind):
     if kind == "vae":
         assert active_units(mu[:, 4:]) == 0  # the switched-off dimension's mean is 0 for every galaxy
     # A loader of the validation galaxies gives the same numbers, the parameters restricted to its galaxies too.
-    assert evaluate(model, dls.valid, params={"planted": planted, "noise": np.arange(40.0)}, bs=4, n=6) == report
+    assert evaluate(model, dls.valid, params=params, bs=4, n=6) == report
 
 
 def test_baseline_table_puts_each_models_numbers_in_its_own_row_rounded():
