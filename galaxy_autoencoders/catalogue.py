@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .files import atomic_write
+from .files import atomic_write, check_output_file
 from .inference import outputs
 from .metrics import per_galaxy_mse
 from .progress import iterate
@@ -93,15 +93,10 @@ def find_row(catalogue: pd.DataFrame, galaxy: str) -> int:
 
 
 def save_catalogue(catalogue: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write CSV, or Parquet when path ends in .parquet (needs pyarrow); atomically (a complete file or none)."""
-    path = Path(path)
+    """Write CSV, or Parquet when path ends in .parquet (needs pyarrow); atomically (a complete file or none).
+    Any other suffix is refused (files.check_output_file)."""
+    path = check_output_file(path, "catalogue")
     if path.suffix.lower() == ".parquet":
-        try:
-            import pyarrow  # noqa: F401  (pandas' Parquet engine)
-        except ImportError as err:
-            raise ImportError(
-                f"Writing {path.name} needs pyarrow: `pip install pyarrow`, or end the name in .csv."
-            ) from err
         return atomic_write(path, lambda tmp: catalogue.to_parquet(tmp, index=False))
     return atomic_write(path, lambda tmp: catalogue.to_csv(tmp, index=False, float_format="%.6g"))
 

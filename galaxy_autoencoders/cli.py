@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from . import commands
@@ -188,8 +189,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a usage line on bad arguments
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    status = 1  # unless _run returns
     try:
-        status = args.func(args)
+        status = _run(args)
+        return status
+    except BaseException:
+        if _trained_in_a_process_group():
+            traceback.print_exc()  # exit_process below ends the process before Python would print it
+        raise
+    finally:
+        if _trained_in_a_process_group():  # one of torchrun's processes: see training/distributed.py
+            sys.modules["galaxy_autoencoders.training.distributed"].exit_process(status)
+
+
+def _trained_in_a_process_group() -> bool:
+    """Whether this process trained in a process group (without importing the training code to find out)."""
+    distributed = sys.modules.get("galaxy_autoencoders.training.distributed")
+    return distributed is not None and distributed.joined
+
+
+def _run(args) -> int:
+    """args.func(args) -> its exit status, a failure turned into a one-line error (the traceback with --debug)."""
+    try:
+        return args.func(args) or 0
     except KeyboardInterrupt:
         print(
             "galaxy-ae: interrupted; files already written are complete (writes are atomic; history.csv "
@@ -203,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"galaxy-ae: error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-    return status or 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from pathlib import Path
 
 def data_synthetic(args) -> None:
     from .data import make_synthetic
+    from .files import check_output_file
 
+    check_output_file(args.out, "galaxies", "--out")  # before rendering, which takes a while
     weights = [float(w) for w in args.class_weights.split(",")] if args.class_weights else None
     path = make_synthetic(args.out, n=args.n, seed=args.seed, class_weights=weights, workers=args.workers)
     print(f"Wrote {args.n} synthetic galaxies (seed {args.seed}) to {path}")
@@ -18,13 +20,16 @@ def data_synthetic(args) -> None:
 
 def data_fetch(args) -> None:
     from .data import fetch
+    from .files import check_output_folder
 
+    if args.data_dir is not None:
+        check_output_folder(args.data_dir, "--data-dir")
     name = args.dataset.replace("-", "_")
     path = fetch(name, data_dir=args.data_dir)
     print(f"{name} is ready and verified: {path}")
 
 
-def data_info(args) -> None:
+def data_info(args) -> int:
     from .data import describe
 
     text = describe(args.path)
@@ -145,11 +150,13 @@ def train(args) -> None:
     matplotlib.use("Agg")  # files only; no window from a command line
     import matplotlib.pyplot as plt
 
+    from .files import check_output_folder
     from .metrics import reconstruct_all
     from .plots import reconstruction_comparison, save_figure
     from .training import save_learner
     from .training.distributed import finish, rank
 
+    check_output_folder(args.out, "--out")  # before any work: a name that cannot be a folder is refused now
     if args.nproc > 1:
         return _launch(args)
     objective = args.objective or _saved_objective(args.resume) or "mmd"
@@ -218,10 +225,12 @@ def demo(args) -> None:
 
     matplotlib.use("Agg")
 
+    from .files import check_output_folder
     from .inference import reconstruct_all
     from .plots import reconstruction_comparison, save_figure, save_latent_walk_gif, save_traversal
     from .training import load_or_train
 
+    check_output_folder(args.out, "--out")
     profile, data, dls = _prepare(args)
     args.out.mkdir(parents=True, exist_ok=True)
     models, report = {}, {"data": data.name, "profile": profile.name, "n_galaxies": len(data)}
@@ -311,8 +320,10 @@ def encode(args) -> None:
 
     from .catalogue import encode_catalogue, find_row, save_catalogue, show_neighbours, show_outliers
     from .data import load_galaxies
+    from .files import check_output_file
     from .plots import save_figure
 
+    check_output_file(args.out, "catalogue", "--out")  # before the model and the galaxies are loaded
     model = _load_model(args.model)
     data = load_galaxies(args.data, n=args.n)
     print(f"{data!r}; model {args.model}")
@@ -340,8 +351,12 @@ def _load_model(spec: str):
 
 
 def pretrain(args) -> None:
+    from .files import check_output_folder
     from .pretrained import NAMES, WEIGHTS, train
 
+    check_output_folder(args.work, "--work")
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
     for name in NAMES if args.name == "all" else (args.name,):
         path = train(name, work=args.work, out=args.out or WEIGHTS)
         print(f"Wrote the pretrained {name} model to {path}")

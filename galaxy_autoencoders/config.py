@@ -1,17 +1,19 @@
 """The two profiles (quick / full) and where data lives: the one place that reads the environment.
 
-`GALAXY_AE_PROFILE=quick|full` picks the profile; `GALAXY_AE_DATA` overrides the data folder.
+`GALAXY_AE_PROFILE=quick|full` picks the profile; `GALAXY_AE_DATA` overrides the data folder; `GALAXY_AE_THREADS=N`
+overrides the profile's torch thread count (benchmarks/notebook_stability.py checks the notebooks with 1 and 2).
 Everything else in the package takes these values as arguments, so nothing else branches on the profile.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROFILE_ENV = "GALAXY_AE_PROFILE"
 DATA_ENV = "GALAXY_AE_DATA"
+THREADS_ENV = "GALAXY_AE_THREADS"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,9 @@ class Profile:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # channels of the encoder's convolutions (decoder mirrors)
     lr: float = 2e-3
     seed: int = 42
-    num_threads: int | None = None  # fixed in quick so CPU results repeat; None: torch's default
+    # fixed in quick so CPU results repeat; None: torch's default. Not printed: what a notebook prints must not
+    # depend on it (benchmarks/notebook_stability.py runs them with 1 and 2 threads).
+    num_threads: int | None = field(default=None, repr=False)
 
 
 PROFILES = {
@@ -54,7 +58,13 @@ def get_profile(name: str | None = None) -> Profile:
             f"Unknown profile {chosen!r} (from {'the argument' if name else '$' + PROFILE_ENV}); "
             f"use one of {sorted(PROFILES)}, e.g. `export {PROFILE_ENV}=quick`."
         )
-    return PROFILES[chosen]
+    profile = PROFILES[chosen]
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        if not threads.isdecimal() or int(threads) < 1:
+            raise ValueError(f"${THREADS_ENV} is {threads!r}; give a positive whole number of threads, e.g. 2.")
+        profile = replace(profile, num_threads=int(threads))
+    return profile
 
 
 def apply_profile(profile: Profile) -> Profile:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .display import grid_figure, image_grid, to_hwc_uint8
-from .files import atomic_write
+from .files import atomic_write, check_output_file
 from .inference import decode, encode_all
 from .latent import (
     LatentStats,
@@ -305,7 +305,7 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 12) -> Pa
     """Write uint8 frames (F, H, W, 3) as a looping GIF at fps (to 1/100 s), atomically; returns the path."""
     from PIL import Image
 
-    path = Path(path)
+    path = check_output_file(path, "animation")
     path.parent.mkdir(parents=True, exist_ok=True)
     # One 256-colour palette for the whole animation, without dithering: per-frame palettes and dither noise
     # defeat the GIF's compression (a 48-frame walk shrinks from ~1.2 MB to ~0.5 MB) and make colours flicker.
@@ -331,9 +331,7 @@ def save_latent_walk_gif(
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write fig to path (format from its suffix: .png, .jpg, .pdf, .svg) atomically; returns the path."""
-    path = Path(path)
-    if not path.suffix:
-        raise ValueError(f"save_figure needs a file name with a format suffix such as .png; got {str(path)!r}.")
+    path = check_output_file(path, "figure")
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower()
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight", pad_inches=0.05))

@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.models import ModelConfig
 from galaxy_autoencoders.training import vae_learner
-from galaxy_autoencoders.training.distributed import data_parallel, finish, rank, shard_dls, world_size
+from galaxy_autoencoders.training.distributed import data_parallel, exit_process, finish, rank, shard_dls, world_size
 
 objective, out, alone = sys.argv[1], sys.argv[2], sys.argv[3:] == ["alone"]
 torch.set_num_threads(1)
@@ -51,4 +51,5 @@ info = {"world_size": world_size(), "batches": len(dls.train), "bs": dls.train.b
 info["history"] = learn.recorder.history
 with open(f"{out}.rank{rank()}.json", "w") as f:
     json.dump(info, f)
-finish()  # leave the process group, so the process exits cleanly
+finish()  # leave the process group
+exit_process(0)  # without the interpreter's teardown, which races gloo's threads (distributed.py)

@@ -185,3 +185,16 @@ def test_mutation_testing_estimates_the_unchecked_mutants_from_a_random_sample(c
     low, high = mt.wilson(3, 4)
     rates = [(9 + 100 * p) / 110 for p in (0.75, low, high)]  # 9 of the 10 checked outside the draw are caught
     assert f"{rates[0]:.1%} (95% interval {rates[1]:.1%} to {rates[2]:.1%})" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the threads from /proc")
+def test_distributed_exit_reports_gloo_threads_and_both_ways_of_exiting(tmp_path):
+    """The benchmark behind training/distributed.py's exit_process runs and reports what it measures."""
+    done = _run(str(ROOT / "benchmarks" / "distributed_exit.py"), "--runs", "1", "--hogs", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    # destroy_process_group stops gloo's threads when no DDP model held the group
+    assert "without a DDP model: gloo threads after destroy_process_group: none" in lines, lines
+    assert any(line.startswith("with a DDP model: gloo threads after destroy_process_group:") for line in lines)
+    assert any(line.startswith("exit by teardown: ") for line in lines), lines
+    assert any(line.startswith("exit by os_exit : 0 of 1 launches failed") for line in lines), lines

@@ -1,5 +1,6 @@
 """`galaxy-ae` from a shell: data subcommands, exit codes, one-line errors."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -174,3 +175,49 @@ def test_train_on_two_processes_with_nproc(tmp_path):
     assert done.stdout.count("Saved model.pt") == 1, done.stdout  # rank 0 writes; rank 1 only trains
     assert checkpoint_info(tmp_path / "run" / "model")["config"]["widths"] == [8, 16, 32, 64]
     assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["encode", "--model", "no-such-model", "--data", "no-such-folder", "--out", "{tmp}/latents.xlsx"], "'.xlsx'"),
+        (["encode", "--model", "no-such-model", "--data", "no-such-folder", "--out", "{tmp}/latents"], "no extension"),
+        (["encode", "--model", "no-such-model", "--data", "no-such-folder", "--out", "{tmp}/a.parquet"], "pyarrow"),
+        (["data", "synthetic", "--n", "8", "--out", "{tmp}/galaxies.txt"], "'.txt'"),
+        (["train", "--data", "no-such-file.h5", "--out", "{tmp}/model.pt"], "'.pt'"),
+        (["train", "--data", "no-such-file.h5", "--out", "{tmp}/a_file"], "is a file, not a folder"),
+        (["demo", "--data", "no-such-file.h5", "--out", "{tmp}/results.csv"], "'.csv'"),
+        (["pretrain", "mmd", "--work", "{tmp}/work.json"], "'.json'"),
+        (["data", "galaxy10-sdss", "--data-dir", "{tmp}/a_file"], "is a file, not a folder"),
+    ],
+)
+def test_an_output_name_the_command_cannot_honour_is_refused_before_any_work(argv, named, tmp_path, capsys):
+    if named == "pyarrow" and importlib.util.find_spec("pyarrow") is not None:
+        pytest.skip("pyarrow is installed: Parquet can be written")
+    (tmp_path / "a_file").write_text("a file the user keeps")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # the error is about the name (not the missing model or data, which come later), and names the way out
+    assert named in err and "no-such" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
+    assert (tmp_path / "a_file").read_text() == "a file the user keeps"
+
+
+def test_the_writers_refuse_what_they_cannot_write(tmp_path):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from galaxy_autoencoders.catalogue import save_catalogue
+    from galaxy_autoencoders.plots import save_figure, save_gif
+
+    with pytest.raises(ValueError, match=r"'\.xlsx'; the catalogue can be written as \.csv, \.parquet"):
+        save_catalogue(pd.DataFrame({"id": [1]}), tmp_path / "latents.xlsx")
+    fig = plt.figure()
+    with pytest.raises(ValueError, match=r"'\.bmp'; the figure can be written as \.png"):
+        save_figure(fig, tmp_path / "figure.bmp")
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"'\.png'; the animation can be written as \.gif"):
+        save_gif(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / "walk.png")
+    assert list(tmp_path.iterdir()) == []
+    assert save_catalogue(pd.DataFrame({"id": [1]}), tmp_path / "latents.CSV").read_text() == "id\n1\n"

@@ -1,5 +1,6 @@
 """The profile switch and the data folder: read in one place, with clear errors."""
 
+import pytest
 import torch
 
 from galaxy_autoencoders import config
@@ -24,7 +25,8 @@ def test_unknown_profile_names_the_variable_and_the_choices(monkeypatch):
         raise AssertionError("an unknown profile was accepted")
 
 
-def test_apply_profile_seeds_and_fixes_threads():
+def test_apply_profile_seeds_and_fixes_threads(monkeypatch):
+    monkeypatch.delenv(config.THREADS_ENV, raising=False)
     before = torch.get_num_threads()
     try:
         config.apply_profile(config.get_profile("quick"))
@@ -33,6 +35,19 @@ def test_apply_profile_seeds_and_fixes_threads():
         assert torch.equal(a, torch.rand(3)) and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_thread_count_can_be_set_but_is_not_printed(monkeypatch):
+    monkeypatch.setenv(config.THREADS_ENV, "1")
+    quick = config.get_profile("quick")
+    assert quick.num_threads == 1 and config.get_profile("full").num_threads == 1
+    monkeypatch.delenv(config.THREADS_ENV)
+    assert config.get_profile("quick").num_threads == 2
+    # a notebook prints its profile: the same text with 1 or 2 threads (benchmarks/notebook_stability.py)
+    assert repr(quick) == repr(config.get_profile("quick")) and "threads" not in repr(quick)
+    monkeypatch.setenv(config.THREADS_ENV, "two")
+    with pytest.raises(ValueError, match=r"\$GALAXY_AE_THREADS is 'two'; give a positive whole number"):
+        config.get_profile("quick")
 
 
 def test_data_dir_order(monkeypatch, tmp_path):

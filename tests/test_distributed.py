@@ -88,3 +88,17 @@ def test_a_batch_that_does_not_split_is_refused():
     dls = galaxy_dls(images, bs=30, device="cpu")
     with pytest.raises(ValueError, match="batch size 30 does not split over 4 processes"):
         shard_dls(dls, 0, 4, "cpu")
+
+
+def test_exit_process_ends_only_a_process_that_trained_in_a_group(monkeypatch, capsys):
+    from galaxy_autoencoders.training import distributed
+
+    exits = []
+    monkeypatch.setattr(distributed.os, "_exit", exits.append)
+    monkeypatch.setattr(distributed, "joined", False)
+    distributed.exit_process(0)  # a process that never trained in a group exits the usual way
+    assert exits == []
+    monkeypatch.setattr(distributed, "joined", True)
+    print("the last line", end="")
+    distributed.exit_process(3)
+    assert exits == [3] and capsys.readouterr().out == "the last line"  # flushed, with its status

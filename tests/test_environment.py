@@ -1,17 +1,16 @@
 """Where students run it: conda environment.yml, Binder (binder/), Colab (install cell, badges).
 
 Conda and repo2docker cannot run in CI, so these tests check the files themselves: every runtime dependency of
-pyproject.toml is in both environment files, version bounds exist (no bound above what this venv resolved from
-PyPI), Binder gets a CPU PyTorch, the quick profile and pre-rendered galaxies, and every Colab/Binder badge and
-install cell points at this repository and at notebooks that exist. No network.
+pyproject.toml is in both environment files, at the version of the test lock (requirements/test.txt), which pins
+every requirement within pyproject.toml's bounds; Binder gets a CPU PyTorch, the quick profile and pre-rendered
+galaxies, and every Colab/Binder badge and install cell points at this repository and at notebooks that exist.
+No network.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -41,6 +40,7 @@ CONDA_NAMES = {"torch": {"pytorch", "pytorch-cpu", "pytorch-gpu"}, "galsim": {"g
 # conda-forge name -> the distribution installed in this venv, to compare version bounds with
 PIP_NAMES = {"pytorch": "torch", "pytorch-cpu": "torch", "pytorch-gpu": "torch"}
 ENV_FILES = [ROOT / "environment.yml", ROOT / "binder" / "environment.yml"]
+LOCK = ROOT / "requirements" / "test.txt"
 
 
 def _runtime_requirements() -> list[Requirement]:
@@ -89,35 +89,67 @@ def test_every_runtime_dependency_is_in_the_environment(path):
     assert not missing, f"{path.relative_to(ROOT)} lacks runtime dependencies of pyproject.toml: {missing}"
 
 
+def _lock() -> dict[str, Version]:
+    """requirements/test.txt: {normalised distribution name: pinned version}."""
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"requirements/test.txt: {line!r} is not a pin (name==version)"
+            pins[_normal(name)] = Version(version.strip())
+    return pins
+
+
+def _lock_python() -> str:
+    """The Python (major.minor) the lock was made with, from its header: '# on CPython 3.11.7 x86_64. ...'."""
+    return re.search(r"^# on \w+ (\d+\.\d+)\.", LOCK.read_text(), re.M).group(1)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _test_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return _runtime_requirements() + [Requirement(line) for line in project["optional-dependencies"]["test"]]
+
+
+def test_the_lock_pins_every_requirement_within_pyprojects_bounds():
+    pins = _lock()
+    for req in _test_requirements():
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = _normal(req.name)
+        assert name in pins, f"requirements/test.txt lacks {req.name}: run `bash requirements/lock.sh refresh`"
+        assert req.specifier.contains(pins[name]), f"the lock's {req.name}=={pins[name]} is outside {req}"
+
+
+def test_the_readme_test_command_installs_through_the_lock():
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("<!-- test-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
+    assert command.startswith('pip install -c requirements/test.txt -e ".[test]" && '), command
+    demo = readme.split("<!-- demo-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
+    assert "requirements/" not in demo, "the user's install stays unpinned"
+    assert "lock.sh refresh" in readme and "lock.sh newest" in readme, "the README says how to move the lock"
+
+
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_version_bounds_exist_and_match_pyproject(path):
-    """Only lower bounds (>=), none above what pip resolved here, none looser than pyproject.toml's."""
-    lower = {}
-    for req in _runtime_requirements():
-        for spec in req.specifier:
-            if spec.operator == ">=":
-                lower[req.name.lower()] = Version(spec.version)
+def test_environment_files_pin_the_locked_versions(path):
+    """Every conda and pip line with a version pins the lock's version (==), so conda and Binder run what CI ran."""
+    pins = _lock()
     conda, pip = _env_specs(path)
     for spec in conda + [s for s in pip if not s.startswith("-")]:
         name, bound = _split(spec)
         bound = bound.split("#")[0].strip()
-        if not bound:
+        if name == "python":
+            made_on = _lock_python()
+            assert bound == f"={made_on}", f"{path.name}: {spec!r}, but the lock was made on Python {made_on}"
             continue
-        assert re.fullmatch(r">=\s*[0-9][0-9.]*", bound), f"{spec!r}: pin only with >=, so conda/pip pick what exists"
-        version = Version(bound[2:].strip())
-        dist = PIP_NAMES.get(name, name)
-        installed = sys.version.split()[0] if dist == "python" else _installed(dist)
-        if installed is not None:
-            assert version <= Version(installed), f"{spec!r}: above {installed}, the newest release resolved here"
-        if dist in lower:
-            assert version >= lower[dist], f"{spec!r} allows less than pyproject.toml's {dist}>={lower[dist]}"
-
-
-def _installed(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+        if name == "pip":  # the installer itself
+            continue
+        assert bound.startswith("=="), f"{path.name}: {spec!r} should pin the lock's version with =="
+        dist = _normal(PIP_NAMES.get(name, name))
+        assert Version(bound[2:].strip()) == pins[dist], f"{path.name}: {spec!r}, but the lock has {pins[dist]}"
 
 
 def test_local_environment_installs_the_checkout():
@@ -195,3 +227,15 @@ def test_notebook_installs_the_package_only_on_colab(nb_path):
         assert f"git+https://github.com/{SLUG}" in lines[i], f"install from the GitHub repository {SLUG}"
     for cell in code[1:]:
         assert "pip install" not in cell.source, f"{nb_path.name}: only the first code cell installs"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ignored_outputs_are_marked_by_cell_tags_not_comments_in_student_code(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            marked = cell.source[:60]
+            assert "NBVAL" not in cell.source, f"{nb_path.name}: use the cell tag nbval-ignore-output: {marked}"
+            for tag in cell.metadata.get("tags", []):  # a misspelt nbval tag would silently compare the output
+                if tag.startswith("nbval"):
+                    assert tag in {"nbval-ignore-output", "nbval-skip"}, f"{nb_path.name}: unknown tag {tag!r}"

@@ -654,3 +654,20 @@ def test_optional_terms_count_once_by_default_and_score_the_reconstruction(dls, 
     assert len(PerceptualCallback(layer="relu1_2", pretrained=False).perceptual.features) < len(
         perceptual.perceptual.features
     )  # the callback passes its layer on (relu1_2 is shallower than the default relu2_2)
+
+
+def test_fit_profile_trains_the_same_model_whatever_ran_before(dls):
+    """Notebook 04 alone trains the ELBO-VAE that 03 trained (and saved) when it ran first: fit_profile starts from
+    the profile's seed and from the loaders' first order, whatever was drawn before."""
+    from galaxy_autoencoders.training import fit_profile
+
+    profile = replace(get_profile("quick"), epochs=1, batch_size=16, widths=TINY.widths)
+    first = fit_profile(dls, "elbo", profile, progress=False).model.state_dict()
+    torch.manual_seed(123)  # another notebook's draws since, of torch's generator and of the loaders' own
+    torch.randn(10)
+    list(dls.train)
+    dls.one_batch()
+    again = fit_profile(dls, "elbo", profile, progress=False).model.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    other = fit_profile(dls, "elbo", replace(profile, seed=profile.seed + 1), progress=False).model.state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)  # the check can fail: the seed matters

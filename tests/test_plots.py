@@ -103,7 +103,7 @@ def test_save_figure_writes_atomically_and_needs_a_suffix(tmp_path, images):
     path = save_figure(fig, tmp_path / "sub" / "cmp.png")
     assert Image.open(path).format == "PNG"
     assert [p.name for p in path.parent.iterdir()] == ["cmp.png"]  # no temporary file left behind
-    with pytest.raises(ValueError, match="suffix"):
+    with pytest.raises(ValueError, match="has no extension; the figure can be written as .png"):
         save_figure(fig, tmp_path / "cmp")
 
 

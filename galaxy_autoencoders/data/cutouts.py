@@ -17,6 +17,7 @@ name (folders) or index, which `galaxy-ae encode` writes into its catalogue.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -141,16 +142,10 @@ def to_stamps(images, where: str) -> np.ndarray:
 
     Prints one line for each kind of change it makes; refuses what it cannot convert, naming `where`."""
     if isinstance(images, np.ndarray):
-        if images.ndim == 3 and images.shape[-1] in (3, 4):
-            raise GalaxyDataError(
-                f"{where}: one image of shape {images.shape}? Give a stack (N, H, W, 3), e.g. images[None] for one."
-            )
-        images = _channels_last(images, where)
-        if images.ndim not in (3, 4):
-            raise GalaxyDataError(
-                f"{where}: images of shape {images.shape}; expected (N, H, W) grey or (N, H, W, 3) colour cutouts."
-            )
-        images = list(images)
+        problem = _stack_problem(images.shape, where)
+        if problem:
+            raise GalaxyDataError(problem)
+        images = list(_channels_last(images, where))
     if not images:
         raise GalaxyDataError(f"{where} holds no images.")
     notes, sizes = set(), set()
@@ -164,11 +159,47 @@ def to_stamps(images, where: str) -> np.ndarray:
     return np.stack(stamps)
 
 
+def _stack_problem(shape: tuple[int, ...], where: str) -> str | None:
+    """Why a stack of images of this shape cannot be loaded, or None (channels first or last, 1, 3 or 4 bands)."""
+    if len(shape) == 3 and shape[-1] in (3, 4):
+        return f"{where}: one image of shape {shape}? Give a stack (N, H, W, 3), e.g. images[None] for one."
+    if len(shape) not in (3, 4):
+        return f"{where}: images of shape {shape}; expected (N, H, W) grey or (N, H, W, 3) colour cutouts."
+    bands = 1 if len(shape) == 3 else shape[1] if _is_channels_first(shape) else shape[-1]
+    if bands not in (1, 3, 4):
+        return f"{where}: images with {bands} bands, shape {shape}; expected 1 (grey), 3 (colour) or 4 (RGBA)."
+    if shape[0] == 0:
+        return f"{where} holds no images."
+    return None
+
+
+def _is_channels_first(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
+
+
 def _channels_last(images: np.ndarray, where: str) -> np.ndarray:
-    if images.ndim == 4 and images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
+    if _is_channels_first(images.shape):
         print(f"{where}: channels-first (N, C, H, W) turned into channels-last (N, H, W, C)")
         return images.transpose(0, 2, 3, 1)
     return images
+
+
+def stored_problem(images, where: str, chunk: int | None = None) -> str | None:
+    """Why loading would refuse these stored images (an HDF5 dataset or array (N, ...)), or None.
+
+    The same rules as loading (shape, bands, values: uint8, or float finite in [0, 1]), read `chunk` galaxies at
+    a time (default: about 64 MB), so that a 2.5 GB file is never held whole in memory; uint8 ones, always
+    valid, are not read."""
+    problem = _stack_problem(tuple(images.shape), where)
+    if problem or images.dtype == np.uint8:
+        return problem
+    chunk = chunk or max(1, (64 << 20) // (np.dtype(images.dtype).itemsize * math.prod(images.shape[1:])))
+    for start in range(0, images.shape[0], chunk):
+        stop = min(start + chunk, images.shape[0])
+        problem = _value_problem(np.asarray(images[start:stop]), f"{where} (images {start} to {stop - 1})")
+        if problem:
+            break
+    return problem
 
 
 def _one_stamp(image: np.ndarray, where: str, notes: set, sizes: set) -> np.ndarray:
@@ -198,16 +229,26 @@ def _one_stamp(image: np.ndarray, where: str, notes: set, sizes: set) -> np.ndar
     return np.asarray(Image.fromarray(image).resize((STAMP, STAMP), Image.Resampling.LANCZOS))
 
 
-def _as_uint8(image: np.ndarray, where: str, notes: set) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all():
-            raise GalaxyDataError(f"{where}: images contain NaN or inf; replace them (e.g. np.nan_to_num) first.")
-        if image.min() >= 0 and image.max() <= 1:
-            notes.add("float images in [0, 1] scaled to uint8 0..255")
-            return np.round(image * 255).astype(np.uint8)
-    raise GalaxyDataError(
-        f"{where}: images of dtype {image.dtype} with values {image.min()}..{image.max()}; give uint8 (0..255) "
+def _value_problem(values: np.ndarray, where: str) -> str | None:
+    """Why loading refuses these pixel values, or None: uint8, or float, finite and in [0, 1]."""
+    if values.dtype == np.uint8 or values.size == 0:
+        return None
+    if np.issubdtype(values.dtype, np.floating):
+        if not np.isfinite(values).all():
+            return f"{where}: images contain NaN or inf; replace them (e.g. np.nan_to_num) first."
+        if values.min() >= 0 and values.max() <= 1:
+            return None
+    return (
+        f"{where}: images of dtype {values.dtype} with values {values.min()}..{values.max()}; give uint8 (0..255) "
         "or float in [0, 1] (e.g. scale with an arcsinh stretch and divide by the maximum)."
     )
+
+
+def _as_uint8(image: np.ndarray, where: str, notes: set) -> np.ndarray:
+    problem = _value_problem(image, where)
+    if problem:
+        raise GalaxyDataError(problem)
+    if image.dtype == np.uint8:
+        return image
+    notes.add("float images in [0, 1] scaled to uint8 0..255")
+    return np.round(image * 255).astype(np.uint8)

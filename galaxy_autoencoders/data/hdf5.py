@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..files import check_output_file
 from .checks import STAMP, check_images, check_labels
 from .errors import GalaxyDataError
 from .folders import _check_room, _disk_full, _is_disk_full, _writable_folder
@@ -61,7 +62,7 @@ def write_galaxy10(
     class_names: tuple[str, ...] | None = None,
 ) -> Path:
     """Write images uint8 (N, 69, 69, 3), labels (N,) in 0..9, params {name: (N,)} in the Galaxy10 layout."""
-    path = Path(path)
+    path = check_output_file(path, "galaxies", "write_galaxy10's path")
     images, labels = np.asarray(images), np.asarray(labels)
     names = tuple(class_names) if class_names is not None else GALAXY10_SDSS_CLASSES
     where = f"write_galaxy10({path.name})"

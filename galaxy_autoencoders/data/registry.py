@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..files import check_output_file
 from .checks import STAMP, check_labels
 from .decals import DECALS_CACHE_FILENAME, downsample_decals
 from .downloader import _fetch
@@ -109,8 +110,8 @@ def make_synthetic(
     """Render n synthetic galaxies for `seed` (the same seed gives the same images) and write them to path."""
     from . import synthetic  # imported here: GalSim is slow to import and absent on Windows
 
-    path = Path(path)
-    # Before rendering, which takes a while: a folder or disk that cannot take the file is refused now.
+    path = check_output_file(path, "galaxies", "path")
+    # Before rendering, which takes a while: a name, folder or disk that cannot take the file is refused now.
     _writable_folder(path.parent, f"to save {path.name}")
     _check_room(path, _h5_bytes(n, n_params=0))  # the parameters add under 1%: H5_SPARE_BYTES covers them
     images, labels, params = synthetic.render_galaxies(
@@ -162,15 +163,18 @@ def describe(path: str | os.PathLike) -> str:
 
 
 def _describe_stored(f: h5py.File, path: Path) -> str:
-    """An HDF5 file that loading converts (another size or dtype, or no labels), from its shapes alone: reading
-    and resizing every image (the 2.5 GB DECaLS original) only to describe it would take minutes."""
+    """An HDF5 file that loading converts (another size or dtype, or no labels): its values are checked chunk by
+    chunk, but not resized: resizing every image (the 2.5 GB DECaLS original) only to describe it takes minutes."""
     images = f["images"]
     lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
     lines.append(f"stored: images {tuple(images.shape)} {images.dtype}; loading converts them to uint8 (N, 69, 69, 3)")
     if images.shape[1:3] == (256, 256):
         lines.append("(Galaxy10 DECaLS by name, load_galaxies('galaxy10_decals'), keeps its own 69x69 copy)")
-    if len(images.shape) not in (3, 4):
-        lines.append(f"not loadable as it is: images of shape {tuple(images.shape)}; expected (N, H, W[, 3])")
+    from .cutouts import stored_problem
+
+    problem = stored_problem(images, str(path))  # the rules loading applies, NaN and inf included, chunk by chunk
+    if problem:
+        lines.append(f"not loadable as it is: {problem}")
     elif "ans" in f:
         names = _class_names(f, path, None)
         try:

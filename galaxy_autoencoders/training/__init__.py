@@ -9,7 +9,7 @@ learner that puts them together (`learner`), its table (`recorder`), and what ma
 
 from .callbacks import ClassAwareCallback, EpochCheckpoint, KLWarmup, NaNGuard, PerceptualCallback
 from .compile import CompileModel
-from .learner import last_metrics, load_or_train, save_learner, vae_learner, vae_learner_defaults
+from .learner import fit_profile, last_metrics, load_or_train, save_learner, vae_learner, vae_learner_defaults
 from .objective import OBJECTIVES, LossPart, Objective
 from .recorder import TableRecorder
 from .speed import HOST_SYNC_EVERY, CPUBFloat16, GPUFriendlyProgress, cpu_has_bf16, torch_adamw
@@ -29,6 +29,7 @@ __all__ = [
     "PerceptualCallback",
     "TableRecorder",
     "cpu_has_bf16",
+    "fit_profile",
     "last_metrics",
     "load_or_train",
     "save_learner",

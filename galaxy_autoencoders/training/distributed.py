@@ -23,6 +23,7 @@ gradient exchange after each batch would cost more than the batch.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 
 import torch
@@ -88,6 +89,8 @@ def data_parallel(learn):
     if world_size() <= 1:
         yield learn
         return
+    global joined
+    joined = True  # the process group is started here, by Accelerate (see exit_process)
     on_cuda = next(learn.model.parameters()).device.type == "cuda"
     trainer = _sharded_trainer()(sync_bn=on_cuda, cpu=not on_cuda)
     learn.add_cb(trainer)
@@ -103,8 +106,26 @@ def data_parallel(learn):
 
 
 def finish() -> None:
-    """End this process's part in the process group (after training), so that it exits cleanly: a process that
-    exits with the group still open can abort in gloo's threads ("terminate called without an active exception")."""
+    """End this process's part in the process group after training (the others wait here until all are done)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+joined = False  # whether this process has trained in a process group (data_parallel)
+
+
+def exit_process(status: int) -> None:
+    """End this process with `status`, its output flushed, without the interpreter's teardown, if it has trained
+    in a process group (`joined`); else return at once.
+
+    Why: once a model has been wrapped in DistributedDataParallel, torch keeps its gloo process group alive after
+    destroy_process_group (its threads pt_gloo_runloop and gloo_tcp_loop still run), so the group is torn down
+    while the interpreter exits, racing those threads; under load the process then aborts with "terminate called
+    without an active exception" and the launcher kills the others. benchmarks/distributed_exit.py shows both
+    with plain torch; benchmarks/stress_distributed.sh runs the tests that train on two processes 20 times."""
+    if not joined:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -168,8 +168,8 @@ def load_or_train(path: str | os.PathLike, dls, objective: str, profile, expect:
     ({"data": ..., "profile": ...}, as its record says), else a new one trained and saved there. Returns the
     model in eval mode and prints which it did (the file's name, not its folder).
 
-    fit(objective) -> Learner trains the new one; by default `vae_learner` with the profile's widths,
-    fit_one_cycle for the profile's epochs, quietly.
+    fit(objective) -> Learner trains the new one; by default `fit_profile`, which trains the same model that a
+    notebook's `fit_profile(dls, objective, profile)` trains.
     """
     path = Path(path)
     wanted = {"objective": objective, **(expect or {})}
@@ -184,15 +184,27 @@ def load_or_train(path: str | os.PathLike, dls, objective: str, profile, expect:
     return learn.model.eval()
 
 
-def _profile_fit(dls, profile):
-    """fit(objective) -> Learner: vae_learner with the profile's widths and lr, fit_one_cycle for its epochs."""
+def fit_profile(dls, objective: str, profile, progress: bool = True, **options) -> Learner:
+    """A new model trained with `objective` the profile's way (its seed, widths, lr and epochs) -> the Learner.
+
+    It starts from the profile's seed and from the loaders' first batch order, whatever ran before, so the same
+    galaxies and profile give the same model in every notebook: 03's ELBO-VAE is the one 04 trains when 03 has
+    not run. options: more `vae_learner` settings (beta, lam, ...). progress=False trains without bar or table."""
     from ..config import apply_profile
 
-    def fit(objective: str) -> Learner:
-        apply_profile(profile)  # each model starts from the same seed, whatever was trained before it
-        learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr)
+    apply_profile(profile)
+    for dl in dls.loaders:  # our GalaxyLoaders draw their order and flips from a generator of their own
+        if isinstance(getattr(dl, "generator", None), torch.Generator):  # seeded as galaxy_dls(seed=profile.seed)
+            dl.generator.manual_seed(profile.seed + dl.seed - dls.train.seed)
+    learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr, **options)
+    if progress:
+        learn.fit_one_cycle(profile.epochs, profile.lr)
+    else:
         with learn.no_bar(), learn.no_logging():
             learn.fit_one_cycle(profile.epochs, profile.lr)
-        return learn
+    return learn
 
-    return fit
+
+def _profile_fit(dls, profile):
+    """fit(objective) -> Learner: `fit_profile`, with fastai's bar and table."""
+    return lambda objective: fit_profile(dls, objective, profile)
