@@ -27,7 +27,7 @@ if [ "$mode" = refresh ]; then
   {
     echo "# The test environment's lock (pip constraints), written by: bash requirements/lock.sh refresh"
     echo "# on $(python -c 'import platform; print(platform.python_implementation(), platform.python_version(), platform.machine())'). Used by the README's test command, .ci/run and binder/."
-    python -m pip freeze --exclude-editable
+    python -m pip freeze --all --exclude-editable | grep -v '^pip=='  # --all: setuptools too (torch needs it)
   } > requirements/test.txt.new
   mv requirements/test.txt.new requirements/test.txt
   echo "wrote requirements/test.txt ($(grep -vc '^#' requirements/test.txt) packages). Now give environment.yml and"

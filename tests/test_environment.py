@@ -239,3 +239,13 @@ def test_ignored_outputs_are_marked_by_cell_tags_not_comments_in_student_code(nb
             for tag in cell.metadata.get("tags", []):  # a misspelt nbval tag would silently compare the output
                 if tag.startswith("nbval"):
                     assert tag in {"nbval-ignore-output", "nbval-skip"}, f"{nb_path.name}: unknown tag {tag!r}"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_compared_cell_shows_an_animation(nb_path):
+    """nbval skips PNG and JPEG but compares a GIF byte for byte, and a GIF's palette turns a last-bit difference
+    of a decoded frame (another thread count) into other bytes: an animation's cell is tagged nbval-ignore-output."""
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        shows_gif = any("image/gif" in out.get("data", {}) for out in cell.get("outputs", []))
+        if shows_gif:
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), f"{nb_path.name}: {cell.source[:60]}"
