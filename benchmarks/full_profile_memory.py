@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from galaxy_autoencoders.config import apply_profile, get_profile
     from galaxy_autoencoders.data import load_galaxies
     from galaxy_autoencoders.dataloaders import galaxy_dls
-    from galaxy_autoencoders.metrics import encode_all, evaluate, reconstruct_all
+    from galaxy_autoencoders.inference import encode_all, reconstruct_all
+    from galaxy_autoencoders.metrics import evaluate
     from galaxy_autoencoders.models import ModelConfig
     from galaxy_autoencoders.training import vae_learner
 

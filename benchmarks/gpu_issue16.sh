@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of the README's throughput table, in one command on the device machine
+# The GPU measurements of docs/performance.md, in one command on the device machine
 # (after `bash ../shared/tools/device-wheels.sh` here; carry .whl). Writes $OUT/*.json and $OUT/*.log.
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

@@ -81,9 +81,9 @@ MUTATIONS = [
     ),
     (
         "galaxy-ae train --objective mmd training an ELBO",
-        "galaxy_autoencoders/commands.py",
-        "learn = vae_learner(dls, objective=objective,",
-        'learn = vae_learner(dls, objective="elbo" if objective == "mmd" else objective,',
+        "galaxy_autoencoders/training/learner.py",
+        "learn = vae_learner(dls, objective=objective, config=config,",
+        'learn = vae_learner(dls, objective="elbo" if objective == "mmd" else objective, config=config,',
         ["tests/test_properties.py", "tests/test_cli.py"],
     ),
     (

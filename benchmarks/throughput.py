@@ -57,9 +57,9 @@ with warnings.catch_warnings():
     from fastai.callback.core import Callback
     from fastai.optimizer import Adam
 
-from galaxy_autoencoders.config import get_profile
+from galaxy_autoencoders.config import LAM, get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
-from galaxy_autoencoders.losses import DEFAULT_LAM, mmd, reconstruction_loss
+from galaxy_autoencoders.losses import mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
 from galaxy_autoencoders.training import torch_adamw, vae_learner
 
@@ -254,7 +254,7 @@ def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         recon, mu, _ = model(x)
     mu = mu.float()  # (B, L); the kernels run in float32, as the objective's do
-    loss = reconstruction_loss(recon.float(), x) + DEFAULT_LAM * mmd(mu, torch.randn_like(mu))
+    loss = reconstruction_loss(recon.float(), x) + LAM * mmd(mu, torch.randn_like(mu))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

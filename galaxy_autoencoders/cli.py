@@ -113,16 +113,15 @@ def _add_encode_command(subcommands) -> None:
 
 
 def _add_training_flags(train) -> None:
-    """What a user tunes, each with its default in --help (the profile's values are those of `quick`/`full`)."""
-    from .config import PROFILES
-    from .training import vae_learner_defaults
+    """What a user tunes, each with its default in --help (the profile's values are those of `quick`/`full`).
+    The defaults come from config.py, which imports neither torch nor fastai: --help answers at once."""
+    from .config import BETA, KERNEL, LAM, LATENT_SIZE, PROFILES
 
-    d = vae_learner_defaults()
     quick, full = PROFILES["quick"], PROFILES["full"]
-    train.add_argument("--latent", type=_positive_int, help=f"latent dimensions (default {d['latent_size']})")
-    train.add_argument("--beta", type=_non_negative, help="KL weight (default 1 for elbo, 0 for mmd)")
-    train.add_argument("--lam", type=_non_negative, help=f"MMD weight of the mmd objective (default {d['lam']:g})")
-    train.add_argument("--kernel", choices=("imq", "rbf"), help=f"MMD kernel (default {d['kernel']})")
+    train.add_argument("--latent", type=_positive_int, help=f"latent dimensions (default {LATENT_SIZE})")
+    train.add_argument("--beta", type=_non_negative, help=f"KL weight (default {BETA:g} for elbo, 0 for mmd)")
+    train.add_argument("--lam", type=_non_negative, help=f"MMD weight (default {LAM:g} for mmd, 0 for elbo)")
+    train.add_argument("--kernel", choices=("imq", "rbf"), help=f"MMD kernel (default {KERNEL})")
     train.add_argument(
         "--kl-warmup", type=float, help="fraction of training over which the KL weight ramps up (default 0)"
     )

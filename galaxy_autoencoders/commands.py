@@ -30,11 +30,12 @@ def data_fetch(args) -> None:
 
 
 def data_info(args) -> int:
+    """Print what the file at args.path holds; the exit status is 1 if it cannot be loaded as it is, else 0."""
     from .data import describe
 
-    text = describe(args.path)
-    print(text)
-    return 1 if "\nnot loadable as it is:" in text else 0  # so that scripts can check
+    description = describe(args.path)
+    print(description.text)
+    return 0 if description.loadable else 1  # so that scripts can check
 
 
 def _prepare(args):
@@ -42,15 +43,16 @@ def _prepare(args):
     cells make them. Under torchrun, this process's shard of the training galaxies (see distributed.py)."""
     from dataclasses import replace
 
-    from .config import apply_profile, get_profile
+    from .config import apply_profile, get_profile, rank, world_size
     from .data import load_galaxies
     from .dataloaders import galaxy_dls
-    from .training.distributed import rank, shard_dls, world_size
+    from .training.distributed import shard_dls
 
     profile = get_profile("quick" if args.quick else None)
     overrides = {
         key: value
         for key, value in (
+            ("epochs", getattr(args, "epochs", None)),
             ("seed", getattr(args, "seed", None)),
             ("batch_size", getattr(args, "bs", None)),
             ("lr", getattr(args, "lr", None)),
@@ -74,31 +76,26 @@ def _prepare(args):
     return profile, data, dls
 
 
-def _fit(dls, objective: str, profile, epochs: int | None, args=None, history: Path | None = None):
-    """A fresh model (or --resume's) trained with `objective` for the profile's epochs (fastai's bar and table),
-    with the command line's model and loss settings when args are given; each epoch's row written to `history`
-    (a CSV file, by fastai's CSVLogger, as the epoch ends) when given."""
+def _fit(dls, objective: str, profile, args=None, history: Path | None = None):
+    """A fresh model (or --resume's) trained with `objective` the profile's way (fastai's bar and table), with
+    the command line's model and loss settings when args are given; each epoch's row written to `history` (a
+    CSV file, by fastai's CSVLogger, as the epoch ends) when given."""
     from ._fastai import CSVLogger, ProgressCallback
-    from .config import apply_profile
-    from .models import ModelConfig
+    from .config import rank
     from .progress import epoch_lines, interactive
-    from .training import vae_learner
-    from .training.distributed import data_parallel, rank
+    from .training import profile_learner
+    from .training.distributed import data_parallel
 
-    apply_profile(profile)  # each model starts from the same seed, whatever was trained before it
     options = _learner_options(args) if args is not None else {}
     start = _resume_from(args, objective) if args is not None else None
-    config = start.config if start is not None else ModelConfig(widths=profile.widths)
-    learn = vae_learner(dls, objective=objective, config=config, lr=profile.lr, **options)
-    if start is not None:
-        learn.model.load_state_dict(start.state_dict())
+    learn = profile_learner(dls, objective, profile, start=start, **options)
     if not interactive():  # a log file or CI: one plain line per epoch, not the live bar's redraws
         learn.remove_cb(ProgressCallback).add_cb(epoch_lines())
     if history is not None and rank() == 0:  # one file, rank 0's; its folder made only now the flags are checked
         history.parent.mkdir(parents=True, exist_ok=True)
         learn.add_cb(CSVLogger(history))
     with data_parallel(learn):
-        learn.fit_one_cycle(epochs or profile.epochs, profile.lr)
+        learn.fit_one_cycle(profile.epochs, profile.lr)
     if getattr(learn, "nan_guard", None) is not None and learn.nan_guard.tripped:
         raise RuntimeError(f"Training the {objective} model stopped on a NaN loss; see the message above.")
     return learn
@@ -150,18 +147,19 @@ def train(args) -> None:
     matplotlib.use("Agg")  # files only; no window from a command line
     import matplotlib.pyplot as plt
 
+    from .config import rank
     from .files import check_output_folder
-    from .metrics import reconstruct_all
+    from .inference import reconstruct_all
     from .plots import reconstruction_comparison, save_figure
     from .training import save_learner
-    from .training.distributed import finish, rank
+    from .training.distributed import finish
 
     check_output_folder(args.out, "--out")  # before any work: a name that cannot be a folder is refused now
     if args.nproc > 1:
         return _launch(args)
     objective = args.objective or _saved_objective(args.resume) or "mmd"
     profile, data, dls = _prepare(args)
-    learn = _fit(dls, objective, profile, args.epochs, args, history=args.out / "history.csv")
+    learn = _fit(dls, objective, profile, args, history=args.out / "history.csv")
     finish()  # leave the process group (if any) before writing: the rest is rank 0's alone
     if rank():  # one of several processes: rank 0 writes the files
         return
@@ -186,7 +184,7 @@ def _launch(args) -> None:
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from .training.distributed import world_size
+    from .config import world_size
 
     if world_size() > 1:
         raise ValueError("--nproc: this process is already one of several (torchrun); leave --nproc out.")
@@ -225,6 +223,7 @@ def demo(args) -> None:
 
     matplotlib.use("Agg")
 
+    from .comparison import compare_models, summary_lines
     from .files import check_output_folder
     from .inference import reconstruct_all
     from .plots import reconstruction_comparison, save_figure, save_latent_walk_gif, save_traversal
@@ -236,12 +235,12 @@ def demo(args) -> None:
     models, report = {}, {"data": data.name, "profile": profile.name, "n_galaxies": len(data)}
     # A model already in --out is used again only if it was trained on these galaxies with these settings.
     source = str(data.path) if data.path is not None else data.name  # the file itself, not just its name
-    settings = {**report, "source": source, "epochs": args.epochs or profile.epochs, "seed": profile.seed}
+    settings = {**report, "source": source, "epochs": profile.epochs, "seed": profile.seed}
     for objective in ("elbo", "mmd"):
         print(f"The {objective.upper()}-VAE: ", end="")
-        fit = lambda objective: _fit(dls, objective, profile, args.epochs)  # noqa: E731
+        fit = lambda objective: _fit(dls, objective, profile)  # noqa: E731
         models[objective] = load_or_train(args.out / "models" / objective, dls, objective, profile, settings, fit)
-    report.update(_demo_scores(models, data, dls))
+    report.update(compare_models(models, data, dls))
     x = dls.valid.one_batch()[0][:6].cpu()  # the first validation galaxies, as float (6, 3, 69, 69)
     recons = {name.upper(): reconstruct_all(model, x)[1] for name, model in models.items()}
     save_figure(reconstruction_comparison(x[:6], recons, n=6), args.out / "comparison.png")
@@ -249,68 +248,8 @@ def demo(args) -> None:
     save_traversal(named, data.images[dls.valid.rows()], args.out / "traversal.png")
     save_latent_walk_gif(named, data.images[dls.valid.rows()], args.out / "latent_walk.gif")
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
-    _print_demo(report, n_valid=dls.valid.n)
+    print("\n".join(summary_lines(report, n_valid=dls.valid.n)))
     print(f"Wrote comparison.png, traversal.png, latent_walk.gif, metrics.json and the models to {args.out}/")
-
-
-def _demo_scores(models: dict, data, dls) -> dict:
-    """Each model's numbers on the validation galaxies (evaluate, the mean-image baseline and, for synthetic
-    galaxies, the noiseless truth), and the ELBO-minus-MMD differences with their 95% intervals."""
-    from .inference import reconstruct_all
-    from .metrics import bootstrap_difference, compare_to_mean_image, evaluate, per_galaxy_mse
-    from .truth import noise_floor, render_noisy_copies, render_truth, truth_report
-
-    truth, scores, per_galaxy = None, {}, {}
-    if getattr(data, "seed", None) is not None:  # synthetic: the same galaxies without their noise
-        truth = render_truth(data, dls.valid.rows())
-        # what the stretch leaves even for a perfect model of the noisy pictures (truth.noise_floor)
-        scores["truth_floor_mse"] = noise_floor(render_noisy_copies(data, dls.valid.rows(), copies=4), truth)["floor"]
-    for name, model in models.items():
-        x_valid, recon = reconstruct_all(model, dls.valid)
-        per_galaxy[name] = {"mse": per_galaxy_mse(x_valid, recon)}
-        # evaluate's own MSE is the same number; the baseline's comes last, from the pass its ratio is made of
-        scores[name] = {
-            **evaluate(model, dls, params=data.params),
-            **compare_to_mean_image(x_valid, recon, dls.train.mean_image()),
-        }
-        if truth is not None:
-            full = truth_report(model, dls.valid, truth)
-            per_galaxy[name].update(mse_truth=full.pop("mse_truth"), detail_error=full.pop("detail_error"))
-            scores[name]["vs_truth"] = full
-    scores["elbo_minus_mmd_mse"] = bootstrap_difference(per_galaxy["elbo"]["mse"], per_galaxy["mmd"]["mse"])
-    if truth is not None:
-        elbo, mmd = per_galaxy["elbo"], per_galaxy["mmd"]
-        scores["elbo_minus_mmd_mse_vs_truth"] = bootstrap_difference(elbo["mse_truth"], mmd["mse_truth"])
-        scores["elbo_minus_mmd_detail"] = bootstrap_difference(mmd["detail_error"], elbo["detail_error"])
-    return scores
-
-
-def _print_demo(report: dict, n_valid: int) -> None:
-    """The demo's summary lines: each model against the mean image (and the truth), then the differences."""
-    floor = f", the stretch's floor {report['truth_floor_mse']:.4f}" if "truth_floor_mse" in report else ""
-    for name in ("elbo", "mmd"):
-        r = report[name]
-        print(
-            f"{name.upper():>4}: MSE {r['mse']:.4f} = {r['mse_ratio']:.2f} x the mean image's "
-            f"{r['mean_image_mse']:.4f}; "
-            f"colour kept (Spearman) {r['colour_rho']:.2f}; brightest pixels {r['peak_ratio']:.2f} x the inputs'"
-        )
-        if "vs_truth" in r:
-            t = r["vs_truth"]
-            print(
-                f"      against the noiseless truth: MSE {t['mse_vs_truth']:.4f} (the noisy input's "
-                f"{t['noise_mse']:.4f}{floor}); detail recovered {t['detail_recovered']:.2f}"
-            )
-    where = f"95% interval over the {n_valid} validation galaxies"
-    for key, label, digits in (
-        ("elbo_minus_mmd_mse", "MSE per galaxy", 5),
-        ("elbo_minus_mmd_mse_vs_truth", "MSE against the truth", 5),
-        ("elbo_minus_mmd_detail", "detail recovered", 3),
-    ):
-        if key in report:
-            d = report[key]
-            low, high = f"{d['low']:+.{digits}f}", f"{d['high']:+.{digits}f}"
-            print(f"ELBO minus MMD, {label}: {d['mean']:+.{digits}f} ({where}: {low} to {high}; one training seed)")
 
 
 def encode(args) -> None:
@@ -352,7 +291,8 @@ def _load_model(spec: str):
 
 def pretrain(args) -> None:
     from .files import check_output_folder
-    from .pretrained import NAMES, WEIGHTS, train
+    from .pretrained import NAMES, WEIGHTS
+    from .pretraining import train
 
     check_output_folder(args.work, "--work")
     if args.out is not None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ._fastai import DataLoaders, default_device
+from .config import BATCH_SIZE, SEED, VALID_PCT
 from .data.checks import check_images, check_labels
 
 
@@ -50,7 +51,7 @@ class GalaxyLoader:
         images: torch.Tensor,
         labels: torch.Tensor,
         idxs: torch.Tensor,
-        bs: int = 64,
+        bs: int = BATCH_SIZE,
         shuffle: bool = False,
         augment: bool = False,
         drop_last: bool = False,
@@ -175,9 +176,9 @@ class GalaxyLoader:
 def galaxy_dls(
     images,
     labels=None,
-    valid_pct: float = 0.1,
-    bs: int = 64,
-    seed: int = 42,
+    valid_pct: float = VALID_PCT,
+    bs: int = BATCH_SIZE,
+    seed: int = SEED,
     augment: bool = True,
     device=None,
     class_names: tuple[str, ...] | None = None,
@@ -219,4 +220,5 @@ def galaxy_dls(
     valid = GalaxyLoader(x, y, valid_idx.to(device), seed=seed + 1, **common)
     dls = DataLoaders(train, valid, device=device)
     dls.n_inp = 1
+    dls.seed = seed  # each loader's own seed is this plus its offset (fit_profile restarts them from there)
     return dls

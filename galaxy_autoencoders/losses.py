@@ -19,19 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import KERNEL
+
 # Bandwidth multipliers for the MMD kernels, as in Tolstikhin et al. (2018), Wasserstein Auto-Encoders:
 # a kernel with several bandwidths sees both small and large differences between the two samples.
 DEFAULT_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-
-# The MMD weight (lambda) against the per-galaxy summed reconstruction. Scale: codes bunched at a tenth of the
-# prior's spread give an MMD of ~1.8 (7 IMQ bandwidths, L=20, batch 64), two samples of the prior ~0.1 (the
-# biased estimator's offset). With lam=100 the bunched codes cost ~180, five times the whole error of a good
-# reconstruction (RMS 0.05 per value: 0.0025 * 14,283 ~ 36), while the offset costs ~10, below it, so the
-# loss column still reads as reconstruction plus a penalty. In sanity runs (structured blobs, 100 steps),
-# lam=100 and lam=1000 filled the prior equally well (latent-mean std 0.94 / 0.99, valid MMD 0.254 / 0.255)
-# and lam=10 fell short (0.83 / 0.31). The InfoVAE paper's lambda=1000 weighs a binary cross-entropy on
-# MNIST, other units; 100 is the smallest round value that does the job here, so it costs detail least.
-DEFAULT_LAM = 100.0
 
 
 def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +48,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def kernel_matrix(
-    x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scales: tuple[float, ...] = DEFAULT_SCALES
+    x: torch.Tensor, y: torch.Tensor, kernel: str = KERNEL, scales: tuple[float, ...] = DEFAULT_SCALES
 ) -> torch.Tensor:
     """Sum over bandwidths of k(x_i, y_j): x (N, L), y (M, L) -> (N, M), each kernel in (0, 1], 1 at x = y.
 
@@ -85,7 +77,7 @@ def _bandwidths(scales: tuple[float, ...], latent_size: int, device: torch.devic
 def mmd(
     x: torch.Tensor,
     y: torch.Tensor,
-    kernel: str = "imq",
+    kernel: str = KERNEL,
     scales: tuple[float, ...] = DEFAULT_SCALES,
     unbiased: bool = False,
 ) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import LATENT_SIZE, WIDTHS
 from .files import atomic_write
 
 CHECKPOINT_FORMAT = "galaxy_autoencoders.checkpoint"
@@ -33,8 +34,8 @@ LOGVAR_START = -4.0  # the log-variance head's starting bias (see VAE.__init__)
 class ModelConfig:
     """Everything needed to rebuild a model: sizes, normalisation and kind ("vae" or "ae")."""
 
-    latent_size: int = 20  # the seed notebook's d=20
-    widths: tuple[int, ...] = (32, 64, 128, 256)  # channels after each stride-2 convolution
+    latent_size: int = LATENT_SIZE
+    widths: tuple[int, ...] = WIDTHS  # channels after each stride-2 convolution
     img_size: int = 69
     channels: int = 3
     norm: str = "batch"  # "batch" or "none"
@@ -192,7 +193,7 @@ class VAE(nn.Module):
         # noise (the means start near 0), and it learns the mean image. The KL widens sigma where the data allow.
         nn.init.constant_(self.to_logvar.bias, LOGVAR_START)
         self.decoder = Decoder(config)
-        # Not used by forward: the class-aware loss reads it (learner.ClassAwareCallback).
+        # Not used by forward: the class-aware loss reads it (training.ClassAwareCallback).
         self.class_head = nn.Linear(config.latent_size, config.n_classes) if config.n_classes else None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from .inference import as_float_images, decode
 from .latent import prior_codes
-from .metrics import bootstrap_difference
+from .statistics import bootstrap_difference
 
 
 def pixel_features(images) -> np.ndarray:

@@ -25,7 +25,8 @@ from torch import nn
 from .data import synthetic
 from .data.checks import STAMP
 from .inference import as_float_images, reconstruct_all
-from .metrics import bootstrap_difference, high_frequency_power, per_galaxy_mse, sharpness_ratio
+from .metrics import high_frequency_power, per_galaxy_mse, sharpness_ratio
+from .statistics import bootstrap_difference
 
 
 def render_truth(galaxies, rows=None) -> np.ndarray:

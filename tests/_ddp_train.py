@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from galaxy_autoencoders.config import rank, world_size
 from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.models import ModelConfig
 from galaxy_autoencoders.training import vae_learner
-from galaxy_autoencoders.training.distributed import data_parallel, exit_process, finish, rank, shard_dls, world_size
+from galaxy_autoencoders.training.distributed import data_parallel, exit_process, finish, shard_dls
 
 objective, out, alone = sys.argv[1], sys.argv[2], sys.argv[3:] == ["alone"]
 torch.set_num_threads(1)

@@ -132,6 +132,18 @@ def test_importing_the_package_loads_no_heavy_library():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("command", ["galaxy-ae --help", "galaxy-ae data info", "galaxy-ae data synthetic"])
+def test_the_command_line_answers_without_fastai_or_the_training_code(command):
+    # What keeps these commands quick (benchmarks/import_time.py measures it): the defaults --help shows live in
+    # config.py, and the data commands need neither fastai nor training.
+    statement = _load(ROOT / "benchmarks" / "import_time.py").CLI_STATEMENTS[command]
+    heavy = ("fastai", "galaxy_autoencoders.training")
+    code = f"{statement}; import sys; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
+    done = _run("-c", code, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_lazy_exports_resolve_to_the_named_modules():
     import galaxy_autoencoders as g
 

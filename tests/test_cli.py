@@ -153,7 +153,8 @@ def test_train_help_shows_every_flag_with_its_default():
     text = " ".join(done.stdout.split())
     for flag in ("--latent", "--beta", "--lam", "--kernel", "--lr", "--bs", "--widths", "--seed", "--device"):
         assert flag in text
-    for default in ("(default 20)", "(default 100)", "(default imq)", "32 quick, 128 full", "(default 42)"):
+    defaults = ("(default 20)", "(default 100 for mmd", "(default 1 for elbo", "(default imq)", "(default 42)")
+    for default in (*defaults, "32 quick, 128 full"):
         assert default in text, default
     assert "--kl-warmup" in text and "--resume CHECKPOINT" in text and "--nproc N" in text
 

@@ -1,5 +1,5 @@
-"""`galaxy-ae data info` says "not loadable" (and exits 1) on exactly the files that loading refuses, and reads
-float images chunk by chunk."""
+"""`galaxy-ae data info` says "not loadable" (and exits 1) on exactly the files and folders that loading refuses,
+and reads float images chunk by chunk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from galaxy_autoencoders.cli import main
-from galaxy_autoencoders.data import GalaxyDataError, load_galaxies
+from galaxy_autoencoders.data import GalaxyDataError, describe, load_galaxies
 from galaxy_autoencoders.data.cutouts import stored_problem
 
 RNG = np.random.default_rng(0)
@@ -50,6 +50,56 @@ def test_data_info_exits_1_on_exactly_the_files_loading_refuses(name, tmp_path, 
     assert main(["data", "info", str(path)]) == (0 if loadable else 1)
     out = capsys.readouterr().out
     assert ("not loadable as it is:" in out) == (not loadable), out
+
+
+def _galaxy10_bad_label(tmp_path):
+    path = tmp_path / "mine.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = (UNIT * 255).astype(np.uint8)  # the layout read_galaxy10 reads ...
+        f["ans"] = np.array([0, 1, 2, 3, 4, 12])  # ... with a label outside the classes 0..9
+    return path
+
+
+def _folder(tmp_path, names):
+    from PIL import Image
+
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    for name in names:
+        if name.endswith(".png"):
+            Image.fromarray((UNIT[0] * 255).astype(np.uint8)).save(folder / name)
+        else:
+            (folder / name).write_text("notes")
+    return folder
+
+
+OTHER_PATHS = {  # name: (make(tmp_path) -> path, loadable)
+    "Galaxy10 layout, a label out of range": (_galaxy10_bad_label, False),
+    "folder of PNGs": (lambda tmp_path: _folder(tmp_path, ["a.png", "b.png"]), True),
+    "folder with a README": (lambda tmp_path: _folder(tmp_path, ["a.png", "README"]), False),
+    "empty folder": (lambda tmp_path: _folder(tmp_path, []), False),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_PATHS)
+def test_data_info_prints_the_description_and_exits_1_with_its_problem(name, tmp_path, capsys):
+    make, loadable = OTHER_PATHS[name]
+    path = make(tmp_path)
+    if loadable:
+        load_galaxies(str(path))
+    else:
+        with pytest.raises(GalaxyDataError):
+            load_galaxies(str(path))
+    description = describe(path)
+    assert description.loadable == loadable and (description.problem is None) == loadable
+    capsys.readouterr()
+    assert main(["data", "info", str(path)]) == (0 if loadable else 1)
+    out = capsys.readouterr().out
+    assert out == f"{description.text}\n"
+    if loadable:
+        assert "not loadable as it is:" not in out, out
+    else:
+        assert out.splitlines()[-1] == f"not loadable as it is: {description.problem}"
 
 
 class _Recorded:

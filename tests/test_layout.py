@@ -1,12 +1,16 @@
 """The code's shape (issue "One concept per module"): files a person reads top to bottom, functions that fit on a
-screen, no private fastai API, and the README's map of the code naming every module there is."""
+screen, no private fastai API, and ARCHITECTURE.md's map of the code naming every module there is."""
 
 import ast
+import importlib
+import importlib.util
+import inspect
+import json
 import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "galaxy_autoencoders"
-README = PACKAGE.parent / "README.md"
+ARCHITECTURE = PACKAGE.parent / "ARCHITECTURE.md"
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
@@ -38,17 +42,17 @@ def test_no_private_fastai_api_is_used():
     assert not found, found
 
 
-def test_the_readme_lays_out_every_module():
-    section = README.read_text().split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+def test_the_architecture_lays_out_every_module():
+    section = ARCHITECTURE.read_text().split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"`([\w/]+\.py)`", section))
     modules = {p.relative_to(PACKAGE).as_posix() for p in _modules() if p.name != "__init__.py"}
-    assert modules <= listed, f"not in the README's layout section: {sorted(modules - listed)}"
-    assert listed <= modules, f"in the README but not in the package: {sorted(listed - modules)}"
+    assert modules <= listed, f"not in ARCHITECTURE.md's layout section: {sorted(modules - listed)}"
+    assert listed <= modules, f"in ARCHITECTURE.md but not in the package: {sorted(listed - modules)}"
 
 
 def _layout_order() -> list[str]:
-    """The modules in the order of the README's table (the order the data flows)."""
-    section = README.read_text().split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    """The modules in the order of ARCHITECTURE.md's table (the order the data flows)."""
+    section = ARCHITECTURE.read_text().split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
     order = []
     for line in section.splitlines():
         if line.startswith("| `"):
@@ -85,12 +89,51 @@ def test_a_module_imports_only_from_those_above_it_in_the_layout():
     assert not backwards, backwards
 
 
-def test_names_that_moved_are_importable_from_their_old_homes():
-    from galaxy_autoencoders import data, inference, training
-    from galaxy_autoencoders.datasets import GalaxyDataError, load_galaxies
-    from galaxy_autoencoders.learner import save_learner, vae_learner
-    from galaxy_autoencoders.metrics import encode_all, reconstruct_all
+def _imports(path: Path, source: str):
+    """(module, name) for each `from galaxy_autoencoders... import name` in source (relative ones resolved)."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1] if path.is_relative_to(PACKAGE) else ()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            parts = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join(parts + ([node.module] if node.module else []))
+            if module.startswith("galaxy_autoencoders"):
+                yield from ((module, alias.name) for alias in node.names)
 
-    assert (load_galaxies, GalaxyDataError) == (data.load_galaxies, data.GalaxyDataError)
-    assert (vae_learner, save_learner) == (training.vae_learner, training.save_learner)
-    assert (encode_all, reconstruct_all) == (inference.encode_all, inference.reconstruct_all)
+
+def _code_of(path: Path) -> str:
+    if path.suffix != ".ipynb":
+        return path.read_text()
+    cells = json.loads(path.read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    return "\n".join(line for cell in code for line in cell.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def test_every_name_is_imported_from_its_one_home():
+    """The package, its notebooks, tests and benchmarks import each name of the package from the module that defines
+    it, or from a package (`galaxy_autoencoders`, `.data`, `.training`) that lists it in __all__: no re-exports."""
+    root = PACKAGE.parent
+    files = [*_modules(), *root.glob("tests/*.py"), *root.glob("benchmarks/*.py"), *root.glob("notebooks/*.ipynb")]
+    wrong = set()
+    for path in files:
+        for module_name, name in _imports(path, _code_of(path)):
+            module = importlib.import_module(module_name)
+            if importlib.util.find_spec(f"{module_name}.{name}") if hasattr(module, "__path__") else False:
+                continue  # a module of a package
+            if module_name.endswith("._fastai") or inspect.ismodule(getattr(module, name)):
+                continue  # fastai's names, imported in one place on purpose; or a module
+            defined = _top_level_names(Path(module.__file__))
+            if name not in defined and not (module.__file__.endswith("__init__.py") and name in module.__all__):
+                wrong.add(f"{path.name}: {name} from {module_name}")
+    assert not wrong, f"import these from the module that defines them: {sorted(wrong)}"
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """Names a module defines itself: its functions, classes and assignments at the top level."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names

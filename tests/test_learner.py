@@ -15,10 +15,10 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.schedule import ParamScheduler
 
-from galaxy_autoencoders.config import get_profile
+from galaxy_autoencoders.config import LAM, get_profile
 from galaxy_autoencoders.data import GALAXY10_SDSS_CLASSES, Galaxies
 from galaxy_autoencoders.dataloaders import galaxy_dls
-from galaxy_autoencoders.losses import DEFAULT_LAM, kl_divergence, mmd, reconstruction_loss
+from galaxy_autoencoders.losses import kl_divergence, mmd, reconstruction_loss
 from galaxy_autoencoders.models import VAE, ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
 from galaxy_autoencoders.training import (
     GPUFriendlyProgress,
@@ -93,7 +93,7 @@ def test_fit_one_cycle_shows_each_loss_part(dls, tmp_path, objective, columns):
         assert record["valid_loss"] == pytest.approx(record["recon"] + record["kl"], rel=1e-5)
         assert record["kl"] > 100 * 1e-5 * record["recon"]  # large enough that a missing KL breaks the line above
     elif objective == "mmd":
-        assert record["valid_loss"] == pytest.approx(record["recon"] + DEFAULT_LAM * record["mmd"], rel=1e-5)
+        assert record["valid_loss"] == pytest.approx(record["recon"] + LAM * record["mmd"], rel=1e-5)
     else:
         assert record["valid_loss"] == pytest.approx(record["recon"], rel=1e-6)
 
@@ -671,3 +671,24 @@ def test_fit_profile_trains_the_same_model_whatever_ran_before(dls):
     assert all(torch.equal(first[k], again[k]) for k in first)
     other = fit_profile(dls, "elbo", replace(profile, seed=profile.seed + 1), progress=False).model.state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)  # the check can fail: the seed matters
+
+
+def test_profile_learner_restarts_each_loader_at_its_own_seed_a_shard_keeping_its_offset(dls):
+    """The notebooks' loaders restart at the profile's seed (plus valid's offset); under data-parallel training
+    each process's shard keeps its own offset, so the shards shuffle and flip differently."""
+    from galaxy_autoencoders.training import profile_learner
+    from galaxy_autoencoders.training.distributed import shard_dls
+
+    def restarted_at(dl) -> int:
+        state = dl.generator.get_state()
+        return next(s for s in range(100) if torch.equal(state, torch.Generator().manual_seed(s).get_state()))
+
+    profile = replace(get_profile("quick"), widths=(4, 8), seed=dls.seed + 3)
+    list(dls.train)  # the generators move on, as after a fit
+    profile_learner(dls, "ae", profile)
+    assert (restarted_at(dls.train), restarted_at(dls.valid)) == (dls.seed + 3, dls.seed + 4)
+    shards = [shard_dls(dls, rank, 2, device="cpu") for rank in (0, 1)]
+    for rank, shard in enumerate(shards):
+        list(shard.train)
+        profile_learner(shard, "ae", profile)
+        assert restarted_at(shard.train) == profile.seed + rank

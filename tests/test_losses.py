@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from galaxy_autoencoders.config import LAM
 from galaxy_autoencoders.losses import (
-    DEFAULT_LAM,
     DEFAULT_SCALES,
     PerceptualLoss,
     class_aware_loss,
@@ -231,8 +231,8 @@ def test_default_lam_makes_the_mmd_matter_without_drowning_the_reconstruction():
     good_reconstruction = 0.05**2 * 3 * 69 * 69  # RMS error 0.05 per value, summed over a galaxy: ~36
     bunched = mmd(0.1 * torch.randn(64, 20), torch.randn(64, 20))  # codes at a tenth of the prior's spread
     matched = mmd(torch.randn(64, 20), torch.randn(64, 20))  # the estimator's offset for a perfect match
-    assert DEFAULT_LAM * bunched > 3 * good_reconstruction
-    assert DEFAULT_LAM * matched < good_reconstruction
+    assert LAM * bunched > 3 * good_reconstruction
+    assert LAM * matched < good_reconstruction
 
 
 # ----------------------------------------------------------------------------------------------------------

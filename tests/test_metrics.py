@@ -9,16 +9,15 @@ import torch.nn.functional as F
 
 from galaxy_autoencoders.data import GalaxyDataError
 from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.inference import encode_all, reconstruct_all
 from galaxy_autoencoders.losses import kl_per_dim
 from galaxy_autoencoders.metrics import (
     active_units,
     active_units_kl,
-    encode_all,
     evaluate,
     high_frequency_power,
     kl_per_dimension,
     latent_parameter_correlation,
-    reconstruct_all,
     reconstruction_mse,
     sharpness_ratio,
 )

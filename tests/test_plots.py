@@ -11,9 +11,8 @@ import torch
 from PIL import Image, ImageSequence
 
 from galaxy_autoencoders.display import to_hwc_uint8
-from galaxy_autoencoders.inference import decode
+from galaxy_autoencoders.inference import decode, encode_all
 from galaxy_autoencoders.latent import latent_stats
-from galaxy_autoencoders.metrics import encode_all
 from galaxy_autoencoders.models import ModelConfig, build_model
 from galaxy_autoencoders.plots import (
     arithmetic_codes,

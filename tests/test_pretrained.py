@@ -1,25 +1,25 @@
 """The shipped models: present with their provenance, loadable safely, and better than the mean image on
 galaxies they never saw (rendered with a seed the training did not use)."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from fastai.callback.core import Callback, CancelFitException
 from scipy.stats import spearmanr
 
 from galaxy_autoencoders import pretrained
+from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.data import load_galaxies
-from galaxy_autoencoders.metrics import galaxy_colour, reconstruct_all
+from galaxy_autoencoders.inference import reconstruct_all
+from galaxy_autoencoders.metrics import galaxy_colour
 from galaxy_autoencoders.models import VAE, AutoEncoder
 
-FRESH_SEED = 7  # not pretrained.RECIPE.seed
+PRETRAINED = get_profile("pretrained")
+FRESH_SEED = 7  # not PRETRAINED.seed
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
-    assert FRESH_SEED != pretrained.RECIPE.seed
+    assert FRESH_SEED != PRETRAINED.seed
     data = load_galaxies("synthetic", n=96, seed=FRESH_SEED, data_dir=tmp_path_factory.mktemp("data"), progress=False)
     return torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 255
 
@@ -30,7 +30,7 @@ def test_available_lists_each_model_with_its_provenance():
     for name, info in found.items():
         prov = info["provenance"]
         assert prov["command"] == f"galaxy-ae pretrain {name} --work WORKDIR"
-        assert prov["data"]["n"] >= 20_000 and prov["data"]["seed"] == pretrained.RECIPE.seed
+        assert prov["data"]["n"] >= 20_000 and prov["data"]["seed"] == PRETRAINED.seed
         assert len(prov["data"]["sha256"]) == 64
         assert prov["epochs"] >= 1 and prov["wall_s"] > 0 and prov["machine"]
         assert set(prov["versions"]) == {"torch", "fastai"}
@@ -71,42 +71,3 @@ def test_missing_weights_say_how_to_make_them(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="galaxy-ae pretrain mmd --work DIR"):
         pretrained.load("mmd")
     assert pretrained.available() == {}
-
-
-class _StopAfterFirstEpoch(Callback):
-    order = 90  # after the per-epoch checkpoint
-
-    def after_epoch(self):
-        if self.epoch == 0:
-            raise CancelFitException()
-
-
-def test_an_interrupted_training_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
-    work, out = tmp_path / "work", tmp_path / "out"
-    tiny = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=2, batch_size=32)
-    with pytest.raises(RuntimeError, match="stopped after epoch 1 of 2; run the same command again"):
-        pretrained.train("mmd", work, out=out, recipe=tiny, extra_cbs=[_StopAfterFirstEpoch()])
-    first = json.loads((work / "mmd.state.json").read_text())
-    assert first["epoch"] == 0 and len(first["history"]) == 1 and not (out / "mmd.pt").exists()
-    assert not (tmp_path / "models").exists() and (work / "mmd_last.pth").is_file()
-    path = pretrained.train("mmd", work, out=out, recipe=tiny)
-    assert "resuming after epoch 1" in capsys.readouterr().out
-    second = json.loads((work / "mmd.state.json").read_text())
-    assert second["epoch"] == 1 and len(second["history"]) == 2
-    assert second["history"][0] == first["history"][0]  # the first epoch was not trained again
-    info = json.loads(path.with_suffix(".json").read_text())["extra"]
-    assert info["objective"] == "mmd" and info["lam"] > 0 and info["provenance"]["epochs"] == 2
-    # Run once more: nothing to train, the same model is written again, and it says so.
-    pretrained.train("mmd", work, out=out, recipe=tiny)
-    assert "already trained" in capsys.readouterr().out
-
-
-def test_a_work_folder_of_another_recipe_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
-    work = tmp_path / "work"
-    tiny = pretrained.Recipe(n=64, seed=3, widths=(4, 8), epochs=1, batch_size=32)
-    pretrained.train("ae", work, out=tmp_path / "out", recipe=tiny)
-    wider = pretrained.Recipe(n=64, seed=3, widths=(8, 8), epochs=1, batch_size=32)
-    with pytest.raises(ValueError, match=r"ae\.state\.json belongs to another run.*Delete"):
-        pretrained.train("ae", work, out=tmp_path / "out", recipe=wider)

@@ -12,9 +12,10 @@ from fastai.callback.core import Callback, CancelBatchException
 from galaxy_autoencoders.config import get_profile
 from galaxy_autoencoders.data import load_galaxies
 from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.inference import encode_all
 from galaxy_autoencoders.latent import latent_stats, prior_codes
 from galaxy_autoencoders.losses import kl_divergence, mmd, reconstruction_loss
-from galaxy_autoencoders.metrics import baseline_report, encode_all, kl_per_dimension
+from galaxy_autoencoders.metrics import baseline_report, kl_per_dimension
 from galaxy_autoencoders.models import ModelConfig, build_model, reparameterize
 from galaxy_autoencoders.training import vae_learner
 
@@ -201,7 +202,7 @@ def test_latent_stats_agree_with_encode_all_and_the_kl(galaxies):
 @pytest.mark.slow
 def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstructions(tmp_path, monkeypatch, capsys):
     from galaxy_autoencoders import cli, plots
-    from galaxy_autoencoders.metrics import reconstruct_all
+    from galaxy_autoencoders.inference import reconstruct_all
     from galaxy_autoencoders.models import load_checkpoint
 
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
@@ -331,7 +332,7 @@ def test_the_latent_walk_passes_through_its_keys_on_a_symmetric_catmull_rom_curv
 
 
 def test_bootstrap_difference_is_a_minus_b_with_an_interval_around_it():
-    from galaxy_autoencoders.metrics import bootstrap_difference
+    from galaxy_autoencoders.statistics import bootstrap_difference
 
     rng = np.random.default_rng(0)
     b = rng.normal(1.0, 0.1, 500)

@@ -10,9 +10,8 @@ from PIL import Image
 
 from galaxy_autoencoders.data import GalaxyDataError
 from galaxy_autoencoders.display import to_hwc_uint8
-from galaxy_autoencoders.inference import decode
+from galaxy_autoencoders.inference import decode, encode_all
 from galaxy_autoencoders.latent import latent_stats, prior_stats
-from galaxy_autoencoders.metrics import encode_all
 from galaxy_autoencoders.models import ModelConfig, build_model
 from galaxy_autoencoders.widgets import LatentExplorer, png_bytes
 

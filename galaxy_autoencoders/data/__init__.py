@@ -1,6 +1,10 @@
-"""The data, in the order it flows: the public Galaxy10 files (`galaxy10`), their download (`downloader`), the
-HDF5 layout (`hdf5`), DECaLS downsampling (`decals`), the synthetic set (`synthetic`), your own cutouts
-(`cutouts`), the checks every reader applies (`checks`), and the one entry point, `load_galaxies` (`registry`).
+"""The data, in the order it flows: the public Galaxy10 files (`galaxy10`), their download (`downloader`) into
+the data folder (`folders`), the HDF5 layout (`hdf5`), DECaLS downsampling (`decals`), the synthetic set
+(`synthetic`), your own cutouts (`cutouts`), the checks every reader applies (`checks`), and the one entry point,
+`load_galaxies` (`registry`), which returns a `Galaxies` bundle (`galaxies`) or raises one of `errors`.
+
+Names without an underscore in these modules may be used by their siblings; this package exports only what a
+user needs.
 
     from galaxy_autoencoders.data import load_galaxies
     data = load_galaxies("synthetic")  # data.images uint8 (N, 69, 69, 3), data.labels (N,)

@@ -26,7 +26,7 @@ import numpy as np
 from .checks import STAMP, check_labels
 from .errors import GalaxyDataError
 from .galaxies import Galaxies
-from .hdf5 import _class_names, _open_h5
+from .hdf5 import class_names_of, open_h5
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -125,13 +125,13 @@ def _read_array(path: Path) -> np.ndarray:
 
 
 def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         if "images" not in f:
             raise GalaxyDataError(f"{path} has no 'images'; found keys {sorted(f)}. Store the cutouts as `images`.")
         images = f["images"][:]
         if "ans" not in f:
             return images, None, UNLABELLED
-        names = _class_names(f, path, None)
+        names = class_names_of(f, path, None)
         labels = f["ans"][:].astype(np.int64)
     check_labels(labels, len(images), len(names), str(path))
     return images, labels, names

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .checks import STAMP
 from .errors import GalaxyDataError
 from .galaxy10 import GALAXY10_DECALS_CLASSES
-from .hdf5 import _atomic_h5, _h5_bytes, _open_h5, _require_keys
+from .hdf5 import atomic_h5, h5_data_bytes, open_h5, require_galaxy10_keys
 
 DECALS_CACHE_FILENAME = "Galaxy10_DECals_69px.h5"
 
@@ -21,8 +21,8 @@ DECALS_CACHE_FILENAME = "Galaxy10_DECals_69px.h5"
 def downsample_decals(src: str | os.PathLike, dest: str | os.PathLike, chunk: int = 512, progress: bool = True) -> Path:
     """Area-average Galaxy10 DECaLS images uint8 (N, 256, 256, 3) to (N, 69, 69, 3), `chunk` at a time."""
     src, dest = Path(src), Path(dest)
-    with _open_h5(src) as f:
-        _require_keys(f, src)
+    with open_h5(src) as f:
+        require_galaxy10_keys(f, src)
         images = f["images"]
         if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < STAMP or images.dtype != np.uint8:
             raise GalaxyDataError(
@@ -32,7 +32,7 @@ def downsample_decals(src: str | os.PathLike, dest: str | os.PathLike, chunk: in
         count, height, width, _ = images.shape
         rows = _area_weights(height, STAMP)  # (69, H)
         cols = _area_weights(width, STAMP)  # (69, W)
-        with _atomic_h5(dest, _h5_bytes(count, n_params=0)) as out:
+        with atomic_h5(dest, h5_data_bytes(count, n_params=0)) as out:
             small = out.create_dataset("images", (count, STAMP, STAMP, 3), dtype=np.uint8)
             # Reading `chunk` images at a time keeps memory at ~chunk x 0.8 MB instead of the 3.5 GB whole.
             for start in tqdm(range(0, count, chunk), desc=f"downsampling {src.name}", disable=not progress):

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from .. import config
 from .errors import DownloadError
-from .folders import _data_folder, _size_text, _writable_folder, _write_failed
-from .galaxy10 import DATASETS, DatasetSpec, _dataset_key
+from .folders import check_writable_folder, data_folder, download_write_error, size_text
+from .galaxy10 import DATASETS, DatasetSpec, dataset_key
 
 DOWNLOAD_RETRIES = 3  # resumes after a dropped connection before giving up
 
@@ -34,13 +34,13 @@ OFFLINE_HINT = (
 
 def fetch(name: str, data_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Local path of "galaxy10_sdss" or "galaxy10_decals", downloaded and SHA-256 verified if needed."""
-    key = _dataset_key(name)
+    key = dataset_key(name)
     if key not in DATASETS:
         raise ValueError(f"fetch() downloads one of {sorted(DATASETS)}, not {name!r}.")
-    return _fetch(DATASETS[key], _data_folder(data_dir), progress, allow_download=True)
+    return fetch_spec(DATASETS[key], data_folder(data_dir), progress, allow_download=True)
 
 
-def _fetch(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool) -> Path:
+def fetch_spec(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool) -> Path:
     """The verified file for spec in folder: hashed once (then trusted by size + mtime), else downloaded."""
     path = folder / spec.filename
     if path.exists():
@@ -52,7 +52,7 @@ def _fetch(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool
             return path
         corrupt = _sibling(path, ".corrupt")
         # A shared read-only folder with a damaged file: say so, rather than only "cannot write".
-        _writable_folder(folder, f"to replace {path.name}, which is damaged ({problem})")
+        check_writable_folder(folder, f"to replace {path.name}, which is damaged ({problem})")
         os.replace(path, corrupt)
         _sibling(path, ".verified").unlink(missing_ok=True)
         print(f"The cached {path} is damaged ({problem}); moved it to {corrupt}.")
@@ -62,7 +62,7 @@ def _fetch(spec: DatasetSpec, folder: Path, progress: bool, allow_download: bool
             f"load_galaxies({spec.name!r}) or by hand from {spec.url} to {path}. {OFFLINE_HINT}"
         )
     if progress:
-        print(f"Downloading {spec.filename} ({_size_text(spec.size)}) from {spec.url} to {folder}")
+        print(f"Downloading {spec.filename} ({size_text(spec.size)}) from {spec.url} to {folder}")
     download(spec.url, path, spec.sha256, expected_size=spec.size, progress=progress)
     _mark_verified(path, spec)
     return path
@@ -122,7 +122,7 @@ def download(
 ) -> Path:
     """Download url to dest via `dest.part` (resumed if present), check size and SHA-256, rename to dest."""
     dest = Path(dest)
-    _writable_folder(dest.parent, f"to download {dest.name}")
+    check_writable_folder(dest.parent, f"to download {dest.name}")
     part = _sibling(dest, ".part")
     for attempt in range(DOWNLOAD_RETRIES + 1):
         try:
@@ -144,7 +144,7 @@ def download(
         os.replace(part, corrupt)
         raise DownloadError(
             f"Downloaded {dest.name} from {url}, but it does not match the published file: SHA-256 {digest} "
-            f"(expected {sha256.lower()}), {size} bytes (expected {_size_text(expected_size)}). "
+            f"(expected {sha256.lower()}), {size} bytes (expected {size_text(expected_size)}). "
             f"It was moved aside to {corrupt}. Run the same command again to download afresh; if it fails "
             f"again, download the file by hand, check it with `sha256sum`, and put it at {dest}."
         )
@@ -179,7 +179,7 @@ def _transfer(
         try:
             received = _stream(response, part, have, total, dest.name, progress, chunk_size, urlsplit(url).hostname)
         except OSError as err:  # writing the .part (reading errors are _Interrupted): disk full, quota, ...
-            raise _write_failed(err, part, dest, total) from err
+            raise download_write_error(err, part, dest, total) from err
     # http.client returns a short body without an error when the server hangs up early: count the bytes.
     if total is not None and received < total:
         raise _Interrupted(f"connection to {urlsplit(url).hostname} closed after {received} of {total} bytes")

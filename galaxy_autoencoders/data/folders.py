@@ -19,7 +19,7 @@ FOLDER_HINT = (
 )
 
 
-def _data_folder(data_dir: str | os.PathLike | None) -> Path:
+def data_folder(data_dir: str | os.PathLike | None) -> Path:
     """The cache folder (data_dir, else config.data_dir()), created if needed."""
     folder = Path(data_dir).expanduser() if data_dir is not None else config.data_dir()
     try:
@@ -29,9 +29,9 @@ def _data_folder(data_dir: str | os.PathLike | None) -> Path:
     return folder
 
 
-def _writable_folder(folder: Path, purpose: str = "") -> None:
+def check_writable_folder(folder: Path, purpose: str = "") -> None:
     """Fail early, with a clear message, when a file cannot be written into folder; purpose says what for."""
-    folder = _data_folder(folder)
+    folder = data_folder(folder)
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
@@ -42,34 +42,35 @@ def _writable_folder(folder: Path, purpose: str = "") -> None:
         ) from err
 
 
-def _check_room(dest: Path, nbytes: int) -> None:
+def check_free_space(dest: Path, nbytes: int) -> None:
     """Refuse, before writing, a file of nbytes (plus HDF5's own structures) that the disk has no room for."""
     # h5py meets a full disk with a RuntimeError and can crash the interpreter while cleaning up: look first.
     free, needed = shutil.disk_usage(dest.parent).free, nbytes + H5_SPARE_BYTES
     if free < needed:
-        raise _disk_full(dest, f"it needs about {_size_text(needed)} and the disk has {_size_text(free)} free")
+        raise disk_full_error(dest, f"it needs about {size_text(needed)} and the disk has {size_text(free)} free")
 
 
-def _is_disk_full(err: BaseException) -> bool:
+def is_disk_full(err: BaseException) -> bool:
     """An OSError with ENOSPC/EDQUOT, or h5py's RuntimeError that carries the errno only in its text."""
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     return isinstance(err, (OSError, RuntimeError)) and ("errno = 28" in str(err) or "No space left" in str(err))
 
 
-def _disk_full(dest: Path, why: str) -> DataFolderError:
+def disk_full_error(dest: Path, why: str) -> DataFolderError:
+    """The error for a file that did not fit on the disk: nothing written at dest, why, and what to do."""
     return DataFolderError(
         f"Cannot save {dest}: {why}. Nothing was written at {dest} (a file already there is unchanged). Free space "
         f"on the disk holding {dest.parent} and run the same command again, or save elsewhere: {FOLDER_HINT}"
     )
 
 
-def _write_failed(err: OSError, part: Path, dest: Path, total: int | None) -> DataFolderError:
+def download_write_error(err: OSError, part: Path, dest: Path, total: int | None) -> DataFolderError:
     """The error for a failed write of a download's .part file (disk full, quota, ...): what is kept, what to do."""
     kept = part.stat().st_size if part.exists() else 0
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         problem = "the disk is full" if err.errno == errno.ENOSPC else "your disk quota is used up"
-        more = f" (the download needs about {_size_text(total - kept)} more)" if total else ""
+        more = f" (the download needs about {size_text(total - kept)} more)" if total else ""
         retry = f"Free space on the disk holding {dest.parent}{more} and run the same command again"
     else:
         problem = err.strerror or str(err)
@@ -81,7 +82,8 @@ def _write_failed(err: OSError, part: Path, dest: Path, total: int | None) -> Da
     )
 
 
-def _size_text(size: int | None) -> str:
+def size_text(size: int | None) -> str:
+    """Bytes -> "210 MB" or "12 kB"; None -> "size unpublished"."""
     if size is None:
         return "size unpublished"
     return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"

@@ -21,6 +21,7 @@ GALAXY10_SDSS_CLASSES: tuple[str, ...] = (
 )
 
 
+# Images per class in Galaxy10 SDSS (galaxy10.md): very unbalanced, only confident Galaxy Zoo votes are kept.
 GALAXY10_SDSS_COUNTS: tuple[int, ...] = (3461, 6997, 6292, 394, 1534, 17, 589, 1121, 906, 519)
 
 
@@ -70,7 +71,7 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def _dataset_key(name: str | os.PathLike) -> str | None:
+def dataset_key(name: str | os.PathLike) -> str | None:
     """The DATASETS key or "synthetic" for a name (CLI spellings with '-' too); None for a file path."""
     if isinstance(name, os.PathLike):
         return None

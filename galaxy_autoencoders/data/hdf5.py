@@ -1,4 +1,4 @@
-"""The Galaxy10 HDF5 layout: read, write (atomically) and describe.
+"""The Galaxy10 HDF5 layout: read, write (atomically) and check.
 
 The layout: `images` uint8 (N, 69, 69, 3) and `ans`, the class index 0..9 of each image. Our own files add a
 group `params` (synthetic only: one float array (N,) per true parameter) and an attribute `class_names` (a
@@ -19,7 +19,7 @@ import numpy as np
 from ..files import check_output_file
 from .checks import STAMP, check_images, check_labels
 from .errors import GalaxyDataError
-from .folders import _check_room, _disk_full, _is_disk_full, _writable_folder
+from .folders import check_free_space, check_writable_folder, disk_full_error, is_disk_full
 from .galaxies import Galaxies
 from .galaxy10 import GALAXY10_DECALS_CLASSES, GALAXY10_SDSS_CLASSES
 
@@ -37,9 +37,9 @@ def read_galaxy10(
     n: read only a random subset of n galaxies chosen by `seed` (indices sorted, so h5py reads quickly).
     """
     path = Path(path)
-    with _open_h5(path) as f:
-        names = _class_names(f, path, class_names)
-        count = _check_layout(f, path, len(names))
+    with open_h5(path) as f:
+        names = class_names_of(f, path, class_names)
+        count = check_galaxy10_layout(f, path, len(names))
         if n is None:
             rows = slice(None)
         elif isinstance(n, (int, np.integer)) and 0 < n <= count:
@@ -75,7 +75,7 @@ def write_galaxy10(
                 f"{where}: parameter {key!r} has shape {np.shape(values)}; expected one value per image, "
                 f"i.e. shape ({len(images)},)."
             )
-    with _atomic_h5(path, _h5_bytes(len(images), len(params or {}))) as f:
+    with atomic_h5(path, h5_data_bytes(len(images), len(params or {}))) as f:
         f.create_dataset("images", data=images, chunks=(min(len(images), 256), STAMP, STAMP, 3))
         f.create_dataset("ans", data=labels.astype(np.uint8))  # uint8 like the Galaxy10 files
         if params:
@@ -87,7 +87,7 @@ def write_galaxy10(
 
 
 @contextmanager
-def _open_h5(path: Path) -> Iterator[h5py.File]:
+def open_h5(path: Path) -> Iterator[h5py.File]:
     """Open path read-only, with a clear error when it is missing or not HDF5 at all."""
     if not path.is_file():
         raise FileNotFoundError(
@@ -112,7 +112,8 @@ def _open_h5(path: Path) -> Iterator[h5py.File]:
         yield f
 
 
-def _require_keys(f: h5py.File, path: Path) -> None:
+def require_galaxy10_keys(f: h5py.File, path: Path) -> None:
+    """Refuse an open file without `images` or `ans`, naming the missing keys and the layout expected."""
     missing = [key for key in ("images", "ans") if key not in f]
     if missing:
         raise GalaxyDataError(
@@ -122,7 +123,7 @@ def _require_keys(f: h5py.File, path: Path) -> None:
         )
 
 
-def _class_names(f: h5py.File, path: Path, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+def class_names_of(f: h5py.File, path: Path, requested: tuple[str, ...] | None) -> tuple[str, ...]:
     """The class names of a file: its own attribute, else those asked for, else guessed from its columns."""
     stored = f.attrs.get("class_names")
     stored = tuple(json.loads(stored)) if stored is not None else None
@@ -140,9 +141,9 @@ def _class_names(f: h5py.File, path: Path, requested: tuple[str, ...] | None) ->
     return GALAXY10_DECALS_CLASSES if set(DECALS_EXTRA_KEYS) <= set(f) else GALAXY10_SDSS_CLASSES
 
 
-def _check_layout(f: h5py.File, path: Path, n_classes: int) -> int:
+def check_galaxy10_layout(f: h5py.File, path: Path, n_classes: int) -> int:
     """Check keys, image shape and dtype, and labels of an open file; return the number of images N."""
-    _require_keys(f, path)
+    require_galaxy10_keys(f, path)
     images = f["images"]
     check_images(images.shape, images.dtype, str(path))
     check_labels(f["ans"][:], images.shape[0], n_classes, str(path))
@@ -157,10 +158,10 @@ def _check_layout(f: h5py.File, path: Path, n_classes: int) -> int:
 
 
 @contextmanager
-def _atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
+def atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
     """Write an HDF5 file of about nbytes under a temporary name next to dest; rename it to dest once complete."""
-    _writable_folder(dest.parent, f"to save {dest.name}")
-    _check_room(dest, nbytes)
+    check_writable_folder(dest.parent, f"to save {dest.name}")
+    check_free_space(dest, nbytes)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
     try:
         with h5py.File(tmp, "w") as f:
@@ -168,11 +169,11 @@ def _atomic_h5(dest: Path, nbytes: int) -> Iterator[h5py.File]:
         os.replace(tmp, dest)
     except BaseException as err:  # Ctrl-C included: never leave a half-written file behind
         tmp.unlink(missing_ok=True)
-        if _is_disk_full(err):  # another program filled the disk meanwhile
-            raise _disk_full(dest, "the disk filled up while writing") from err
+        if is_disk_full(err):  # another program filled the disk meanwhile
+            raise disk_full_error(dest, "the disk filled up while writing") from err
         raise
 
 
-def _h5_bytes(n_images: int, n_params: int) -> int:
+def h5_data_bytes(n_images: int, n_params: int) -> int:
     """The data bytes of a Galaxy10-layout file: uint8 stamps, a uint8 label and float64 parameters per image."""
     return n_images * (STAMP * STAMP * 3 + 1 + 8 * n_params)

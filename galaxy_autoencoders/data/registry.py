@@ -6,7 +6,7 @@
 - "synthetic": Galaxy10-like galaxies rendered with GalSim (see `synthetic.py`), made once per (n, seed),
   cached as an HDF5 file together with their true parameters. Works offline; the `quick` profile uses it.
 - "galaxy10_sdss": Galaxy10 SDSS (21,785 stamps of 69x69 pixels, 200 MB), downloaded once from Zenodo
-  (`download.py`).
+  (`downloader.py`).
 - "galaxy10_decals": Galaxy10 DECaLS (17,736 stamps of 256x256, 2.5 GB), downloaded once and downsampled in
   chunks to 69x69 (`decals.py`), so every model in the package sees the same stamp size.
 - a path: an .h5 file in the Galaxy10 layout (`hdf5.py`), or your own cutouts (`cutouts.py`).
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -23,15 +24,20 @@ import numpy as np
 from ..files import check_output_file
 from .checks import STAMP, check_labels
 from .decals import DECALS_CACHE_FILENAME, downsample_decals
-from .downloader import _fetch
+from .downloader import fetch_spec
 from .errors import GalaxyDataError
-from .folders import _check_room, _data_folder, _writable_folder
+from .folders import check_free_space, check_writable_folder, data_folder
 from .galaxies import Galaxies
-from .galaxy10 import DATASETS, GALAXY10_SDSS_CLASSES, _dataset_key
-from .hdf5 import _check_layout, _class_names, _h5_bytes, _open_h5, _require_keys, read_galaxy10, write_galaxy10
-
-# Images per class in Galaxy10 SDSS (galaxy10.md): very unbalanced, only confident Galaxy Zoo votes are kept.
-
+from .galaxy10 import DATASETS, GALAXY10_SDSS_CLASSES, dataset_key
+from .hdf5 import (
+    check_galaxy10_layout,
+    class_names_of,
+    h5_data_bytes,
+    open_h5,
+    read_galaxy10,
+    require_galaxy10_keys,
+    write_galaxy10,
+)
 
 SYNTHETIC_DEFAULT_N = 2048
 
@@ -49,21 +55,21 @@ def load_galaxies(
     Synthetic: n galaxies (default 2048) rendered for `seed`, cached. Real data: the whole set, or a random
     subset of n galaxies chosen by `seed`. download=False refuses to download a missing file.
     """
-    key = _dataset_key(name)
+    key = dataset_key(name)
     if key is None:  # a path to a file or folder of the user's
         return _read_path(Path(name).expanduser(), n=n, seed=seed)
-    folder = _data_folder(data_dir)
+    folder = data_folder(data_dir)
     if key == "synthetic":
         galaxies = _load_synthetic(folder, n=SYNTHETIC_DEFAULT_N if n is None else n, seed=seed, progress=progress)
     elif key == "galaxy10_decals":
         spec = DATASETS[key]
         small = folder / DECALS_CACHE_FILENAME
         if not small.exists():  # the 2.5 GB original is only needed to make the 69x69 copy once
-            downsample_decals(_fetch(spec, folder, progress, allow_download=download), small, progress=progress)
+            downsample_decals(fetch_spec(spec, folder, progress, allow_download=download), small, progress=progress)
         galaxies = read_galaxy10(small, class_names=spec.class_names, n=n, seed=seed)
     else:
         spec = DATASETS[key]
-        path = _fetch(spec, folder, progress, allow_download=download)
+        path = fetch_spec(spec, folder, progress, allow_download=download)
         galaxies = read_galaxy10(path, class_names=spec.class_names, n=n, seed=seed)
     galaxies.name = key
     return galaxies
@@ -75,7 +81,7 @@ def _read_path(path: Path, n: int | None, seed: int) -> Galaxies:
     from .cutouts import is_cutouts, read_cutouts
 
     if not is_cutouts(path):
-        with _open_h5(path) as f:
+        with open_h5(path) as f:
             images = f.get("images")
             galaxy10 = "ans" in f and images is not None and images.shape[1:] == (STAMP, STAMP, 3)
             galaxy10 = galaxy10 and images.dtype == np.uint8
@@ -112,8 +118,8 @@ def make_synthetic(
 
     path = check_output_file(path, "galaxies", "path")
     # Before rendering, which takes a while: a name, folder or disk that cannot take the file is refused now.
-    _writable_folder(path.parent, f"to save {path.name}")
-    _check_room(path, _h5_bytes(n, n_params=0))  # the parameters add under 1%: H5_SPARE_BYTES covers them
+    check_writable_folder(path.parent, f"to save {path.name}")
+    check_free_space(path, h5_data_bytes(n, n_params=0))  # the parameters add under 1%: H5_SPARE_BYTES covers them
     images, labels, params = synthetic.render_galaxies(
         n, seed=seed, class_weights=class_weights, workers=workers, progress=progress
     )
@@ -121,33 +127,54 @@ def make_synthetic(
     return write_galaxy10(path, images, labels, params=params, class_names=GALAXY10_SDSS_CLASSES)
 
 
-def describe(path: str | os.PathLike) -> str:
-    """Text for `galaxy-ae data info PATH`: file, count, image shape/dtype, classes with counts, params.
+@dataclass(frozen=True)
+class Description:
+    """What `galaxy-ae data info PATH` prints (`text`), and why the file cannot be loaded as it is (`problem`)."""
 
-    A file that cannot be loaded as it is gets a last line starting "not loadable as it is:" (and the CLI
-    exits 1). Folders, arrays and HDF5 files without labels or of another stamp size are described as
-    `load_galaxies` would load them (cutouts.read_cutouts)."""
+    text: str
+    problem: str | None = None  # None: load_galaxies(path) loads it
+
+    @property
+    def loadable(self) -> bool:
+        return self.problem is None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _description(lines: list[str], problem: str | None = None) -> Description:
+    """The lines, then, for a file that cannot be loaded, a last line "not loadable as it is: <problem>"."""
+    if problem is not None:
+        lines = [*lines, f"not loadable as it is: {problem}"]
+    return Description("\n".join(lines), problem)
+
+
+def describe(path: str | os.PathLike) -> Description:
+    """A path -> its Description: file, count, image shape/dtype, classes with counts, params; and its problem.
+
+    A file that cannot be loaded as it is gets a `problem`, also the text's last line ("not loadable as it is:
+    ..."; the CLI then exits 1). Folders, arrays and HDF5 files without labels or of another stamp size are
+    described as `load_galaxies` would load them (cutouts.read_cutouts)."""
     path = Path(path)
     from .cutouts import is_cutouts
 
     if is_cutouts(path):
         return _describe_cutouts(path)
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         images = f.get("images")
         galaxy10 = "ans" in f and images is not None and images.shape[1:] == (STAMP, STAMP, 3)
         if images is not None and not (galaxy10 and images.dtype == np.uint8):
             return _describe_stored(f, path)
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         lines = [f"file: {path} ({path.stat().st_size / 1e6:.1f} MB)"]
-        _require_keys(f, path)
+        require_galaxy10_keys(f, path)
         images = f["images"]
         lines.append(f"images: {images.shape[0]} galaxies, shape {tuple(images.shape)}, dtype {images.dtype}")
         try:
-            names = _class_names(f, path, None)
-            _check_layout(f, path, len(names))
+            names = class_names_of(f, path, None)
+            check_galaxy10_layout(f, path, len(names))
         except GalaxyDataError as err:  # still show what the file holds; the problem is part of the answer
-            lines.append(f"not loadable as it is: {err}")
-            return "\n".join(lines)
+            return _description(lines, str(err))
         counts = np.bincount(f["ans"][:].astype(np.int64), minlength=len(names))
         lines.append(f"classes ({len(names)}), index: name, count:")
         width = max(len(name) for name in names)
@@ -159,10 +186,10 @@ def describe(path: str | os.PathLike) -> str:
         extras = sorted(set(f) - {"images", "ans", "params"})
         if extras:
             lines.append(f"other columns: {', '.join(extras)}")
-    return "\n".join(lines)
+    return _description(lines)
 
 
-def _describe_stored(f: h5py.File, path: Path) -> str:
+def _describe_stored(f: h5py.File, path: Path) -> Description:
     """An HDF5 file that loading converts (another size or dtype, or no labels): its values are checked chunk by
     chunk, but not resized: resizing every image (the 2.5 GB DECaLS original) only to describe it takes minutes."""
     images = f["images"]
@@ -174,28 +201,27 @@ def _describe_stored(f: h5py.File, path: Path) -> str:
 
     problem = stored_problem(images, str(path))  # the rules loading applies, NaN and inf included, chunk by chunk
     if problem:
-        lines.append(f"not loadable as it is: {problem}")
-    elif "ans" in f:
-        names = _class_names(f, path, None)
+        return _description(lines, problem)
+    if "ans" in f:
+        names = class_names_of(f, path, None)
         try:
             check_labels(f["ans"][:], images.shape[0], len(names), str(path))
         except GalaxyDataError as err:
-            lines.append(f"not loadable as it is: {err}")
-        else:
-            lines.append(f"labels: {images.shape[0]} in {len(names)} classes")
+            return _description(lines, str(err))
+        lines.append(f"labels: {images.shape[0]} in {len(names)} classes")
     else:
         lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
-    return "\n".join(lines)
+    return _description(lines)
 
 
-def _describe_cutouts(path: Path) -> str:
+def _describe_cutouts(path: Path) -> Description:
     from .cutouts import read_cutouts
 
     lines = [f"path: {path}"]
     try:
         galaxies = read_cutouts(path)
     except (GalaxyDataError, ValueError, FileNotFoundError) as err:
-        return "\n".join([*lines, f"not loadable as it is: {err}"])
+        return _description(lines, str(err))
     lines.append(f"images: {len(galaxies)} galaxies, loaded as uint8 {tuple(galaxies.images.shape)}")
     if galaxies.labelled:
         counts = np.bincount(galaxies.labels, minlength=len(galaxies.class_names))
@@ -205,4 +231,4 @@ def _describe_cutouts(path: Path) -> str:
         ]
     else:
         lines.append("labels: none (unlabelled; an autoencoder needs none, class figures say so)")
-    return "\n".join(lines)
+    return _description(lines)

@@ -74,7 +74,7 @@ class ClassRanges:
     knots: tuple[int, int] = (0, 0)
 
 
-# One row per Galaxy10 SDSS class, in its order (the names are datasets.GALAXY10_SDSS_CLASSES).
+# One row per Galaxy10 SDSS class, in its order (the names are galaxy10.GALAXY10_SDSS_CLASSES).
 CLASS_RANGES = (
     # 0 Disk, Face-on, No Spiral
     ClassRanges((0.05, 0.3), (1.5, 3.0), (0.7, 1.0), (0, 55), knots=(0, 8), arm_fraction=(0.0, 0.1)),

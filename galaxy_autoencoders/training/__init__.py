@@ -4,15 +4,15 @@ learner that puts them together (`learner`), its table (`recorder`), and what ma
 
     from galaxy_autoencoders.training import vae_learner
     learn = vae_learner(dls, objective="mmd")
-    learn.fit_one_cycle(6, 3e-3)
+    learn.fit_one_cycle(6, 2e-3)
 """
 
 from .callbacks import ClassAwareCallback, EpochCheckpoint, KLWarmup, NaNGuard, PerceptualCallback
 from .compile import CompileModel
-from .learner import fit_profile, last_metrics, load_or_train, save_learner, vae_learner, vae_learner_defaults
+from .learner import fit_profile, last_metrics, load_or_train, profile_learner, save_learner, vae_learner
 from .objective import OBJECTIVES, LossPart, Objective
 from .recorder import TableRecorder
-from .speed import HOST_SYNC_EVERY, CPUBFloat16, GPUFriendlyProgress, cpu_has_bf16, torch_adamw
+from .speed import HOST_SYNC_EVERY, CPUBFloat16, GPUFriendlyProgress, cpu_has_bf16, speed_up, torch_adamw
 
 __all__ = [
     "HOST_SYNC_EVERY",
@@ -32,8 +32,9 @@ __all__ = [
     "fit_profile",
     "last_metrics",
     "load_or_train",
+    "profile_learner",
     "save_learner",
+    "speed_up",
     "torch_adamw",
     "vae_learner",
-    "vae_learner_defaults",
 ]

@@ -63,7 +63,7 @@ def shard_dls(dls, rank: int, world_size: int, device=None) -> DataLoaders:
     shard.whole_mean_image = train.mean_image()  # the decoder starts from the whole set's colour in every process
     device = torch.device(device) if device is not None else process_device()
     out = DataLoaders(shard.to(device), valid.subset(torch.arange(valid.n)).to(device), device=device)
-    out.n_inp = dls.n_inp
+    out.n_inp, out.seed = dls.n_inp, dls.seed
     return out
 
 

@@ -1,8 +1,10 @@
-"""`vae_learner`: a fastai `Learner` for the autoencoder, the ELBO-VAE and the MMD-VAE; saving and reusing one.
+"""`vae_learner`: a fastai `Learner` for the autoencoder, the ELBO-VAE and the MMD-VAE; `profile_learner`, the
+one place training is set up the profile's way; saving and reusing a trained model.
 
 fastai calls `loss_func(pred, x, labels)` after each forward pass (the batches are `(x, x, labels)` with one
 input): that is the `Objective` (objective.py). Every other behaviour of training is a small callback
-(callbacks.py; on a GPU also speed.py and compile.py), and `TableRecorder` (recorder.py) keeps each epoch's row.
+(callbacks.py), and `TableRecorder` (recorder.py) keeps each epoch's row. The GPU speed-ups are added by one
+call at the end of `vae_learner`, `speed_up` (speed.py), which a first reading can skip.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from pathlib import Path
 
 import torch
 
-from .._fastai import Learner, ProgressCallback, Recorder
-from ..losses import DEFAULT_LAM
+from .._fastai import Learner, Recorder
+from ..config import KERNEL, LR, apply_profile
 from ..models import ModelConfig, build_model, checkpoint_info, load_checkpoint, save_checkpoint
 from .callbacks import ClassAwareCallback, KLWarmup, NaNGuard, PerceptualCallback
-from .compile import CompileModel
 from .objective import LossPart, Objective
 from .recorder import TableRecorder
-from .speed import GPUFriendlyProgress, cuda_speedups, default_opt_func
+from .speed import speed_up
 
 
 def _channel_means(dls) -> torch.Tensor:
@@ -45,10 +46,10 @@ def vae_learner(
     objective: str = "elbo",
     latent_size: int | None = None,
     beta: float | None = None,
-    lam: float = DEFAULT_LAM,
-    kernel: str = "imq",
+    lam: float | None = None,
+    kernel: str = KERNEL,
     kl_warmup: float = 0.0,
-    lr: float = 1e-3,
+    lr: float = LR,
     config: ModelConfig | None = None,
     class_weight: float = 0.0,
     perceptual_weight: float = 0.0,
@@ -60,14 +61,12 @@ def vae_learner(
 ) -> Learner:
     """A fastai Learner (Adam, lr) training a fresh model on dls with objective "elbo", "mmd" or "ae".
 
-    elbo: recon + beta * KL (beta defaults to 1). mmd: recon + lam * MMD(mu, prior) (+ beta * KL if you give
-    a beta > 0, InfoVAE's general form). ae: recon only. kl_warmup: fraction of the first fit over which the
-    KL weight ramps from 0 (0: no warm-up). config: model sizes (its kind is set from the objective);
-    latent_size, when given, overrides config.latent_size. On CUDA, bf16 autocast and channels_last are added
-    and the optimiser is `torch_adamw(fused=True)` (fastai's Adam arithmetic in one kernel) unless you pass
-    an opt_func. compile: `CompileModel` (torch.compile, CUDA graphs on CUDA); None means on CUDA only.
+    elbo: recon + beta * KL (beta defaults to config.BETA). mmd: recon + lam * MMD(mu, prior) (lam defaults to
+    config.LAM; + beta * KL if you give a beta > 0, InfoVAE's general form). ae: recon only. kl_warmup: fraction
+    of the first fit over which the KL weight ramps from 0 (0: no warm-up). config: model sizes (its kind is set
+    from the objective); latent_size, when given, overrides config.latent_size. compile: see `speed_up`, which
+    adds the GPU speed-ups (and, on CUDA, fused AdamW unless you pass an opt_func).
     """
-    lam = lam if objective == "mmd" else 0.0  # the ELBO's MMD column is measured, not trained on
     loss_func = Objective(objective, beta=None if objective == "ae" else beta, lam=lam, kernel=kernel)
     if objective == "ae" and (class_weight or kl_warmup or beta):
         raise ValueError("class_weight, kl_warmup and beta need a VAE; use objective='elbo' or 'mmd'.")
@@ -75,16 +74,12 @@ def vae_learner(
     callbacks, metrics = _callbacks(dls, objective, kl_warmup, class_weight, perceptual_weight, perceptual_pretrained)
     if nan_guard:
         callbacks.append(NaNGuard())
-    callbacks += cuda_speedups(dls) + _compile(dls, compile) + list(cbs or [])
-    # The caller's optimiser, else a faster equal of fastai's Adam where the device has one, else fastai's default.
-    opt_func = kwargs.pop("opt_func", None) or default_opt_func(getattr(dls, "device", None))
-    if opt_func is not None:
-        kwargs["opt_func"] = opt_func
+    callbacks += list(cbs or [])
+    if kwargs.get("opt_func", ...) is None:  # None: as if left out (fused AdamW on CUDA, fastai's Adam elsewhere)
+        del kwargs["opt_func"]
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
-    # fastai's Recorder and bar read a value back to the host every batch; ours not on a GPU (speed.py).
+    # fastai's Recorder reads the loss back to the host every batch, which stalls a GPU; ours keeps the same table.
     learn.remove_cb(Recorder).add_cb(TableRecorder())
-    if any(isinstance(cb, ProgressCallback) for cb in learn.cbs):  # fastai's default bar, unless turned off
-        learn.remove_cb(ProgressCallback).add_cb(GPUFriendlyProgress())
     learn.objective = objective
     # What save_learner writes next to the weights, so a checkpoint says how it was trained.
     learn.hparams = {
@@ -97,7 +92,7 @@ def vae_learner(
         "class_weight": class_weight,
         "perceptual_weight": perceptual_weight,
     }
-    return learn
+    return speed_up(learn, compile=compile, opt_func_given="opt_func" in kwargs)
 
 
 def _fresh_model(dls, objective: str, config: ModelConfig | None, latent_size: int | None, class_weight: float):
@@ -130,25 +125,6 @@ def _callbacks(dls, objective, kl_warmup, class_weight, perceptual_weight, perce
     return callbacks, metrics
 
 
-def _compile(dls, compile: bool | None) -> list:
-    """[CompileModel()] when asked, or by default on CUDA in one process; else []."""
-    from .distributed import world_size
-
-    on_cuda = torch.device(getattr(dls, "device", None) or "cpu").type == "cuda"
-    # Not under data-parallel training by default: compiled CUDA graphs inside DDP have not been measured here.
-    return [CompileModel()] if compile or (compile is None and on_cuda and world_size() == 1) else []
-
-
-def vae_learner_defaults() -> dict:
-    """vae_learner's default keyword arguments, {name: value} (the CLI's --help shows them)."""
-    import inspect
-
-    params = inspect.signature(vae_learner).parameters.items()
-    defaults = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
-    defaults["latent_size"] = ModelConfig().latent_size
-    return defaults
-
-
 def last_metrics(learn: Learner) -> dict[str, float]:
     """The latest trained epoch's row of fastai's table as {column: value} (train_loss, valid_loss, recon, ...)."""
     history = getattr(getattr(learn, "recorder", None), "history", None)  # TableRecorder's (vae_learner)
@@ -179,32 +155,38 @@ def load_or_train(path: str | os.PathLike, dls, objective: str, profile, expect:
         return load_checkpoint(path, map_location=getattr(dls, "device", None) or "cpu").eval()
     why = "none is saved yet" if saved is None else "the saved one was trained with other settings"
     print(f"training a new {objective} model ({why})")
-    learn = (fit or _profile_fit(dls, profile))(objective)
+    learn = fit(objective) if fit is not None else fit_profile(dls, objective, profile)
     save_learner(learn, path, extra=wanted)
     return learn.model.eval()
 
 
-def fit_profile(dls, objective: str, profile, progress: bool = True, **options) -> Learner:
-    """A new model trained with `objective` the profile's way (its seed, widths, lr and epochs) -> the Learner.
+def profile_learner(dls, objective: str, profile, start=None, **options) -> Learner:
+    """A Learner for a new model trained with `objective` the profile's way: the one place training is set up
+    (the notebooks, `load_or_train`, `galaxy-ae train`/`demo` and `galaxy-ae pretrain` all come here).
 
-    It starts from the profile's seed and from the loaders' first batch order, whatever ran before, so the same
-    galaxies and profile give the same model in every notebook: 03's ELBO-VAE is the one 04 trains when 03 has
-    not run. options: more `vae_learner` settings (beta, lam, ...). progress=False trains without bar or table."""
-    from ..config import apply_profile
-
+    It seeds everything from the profile and restarts the loaders' batch order, whatever ran before, so the
+    same galaxies and profile give the same model in every notebook: 03's ELBO-VAE is the one 04 trains when 03
+    has not run. The model has the profile's widths (start: a model to go on training, whose sizes and weights
+    are used instead), the learner the profile's lr. options: more `vae_learner` settings (beta, lam, cbs, ...).
+    """
     apply_profile(profile)
     for dl in dls.loaders:  # our GalaxyLoaders draw their order and flips from a generator of their own
-        if isinstance(getattr(dl, "generator", None), torch.Generator):  # seeded as galaxy_dls(seed=profile.seed)
-            dl.generator.manual_seed(profile.seed + dl.seed - dls.train.seed)
-    learn = vae_learner(dls, objective=objective, config=ModelConfig(widths=profile.widths), lr=profile.lr, **options)
+        if isinstance(getattr(dl, "generator", None), torch.Generator):  # galaxy_dls(seed) gave it seed + offset
+            dl.generator.manual_seed(profile.seed + dl.seed - dls.seed)
+    config = start.config if start is not None else ModelConfig(widths=profile.widths)
+    learn = vae_learner(dls, objective=objective, config=config, lr=profile.lr, **options)
+    if start is not None:
+        learn.model.load_state_dict(start.state_dict())
+    return learn
+
+
+def fit_profile(dls, objective: str, profile, progress: bool = True, **options) -> Learner:
+    """`profile_learner(dls, objective, profile, **options)` trained for the profile's epochs -> the Learner.
+    progress=False trains without fastai's bar and table."""
+    learn = profile_learner(dls, objective, profile, **options)
     if progress:
         learn.fit_one_cycle(profile.epochs, profile.lr)
     else:
         with learn.no_bar(), learn.no_logging():
             learn.fit_one_cycle(profile.epochs, profile.lr)
     return learn
-
-
-def _profile_fit(dls, profile):
-    """fit(objective) -> Learner: `fit_profile`, with fastai's bar and table."""
-    return lambda objective: fit_profile(dls, objective, profile)

@@ -4,7 +4,7 @@
 
 - "ae" (plain autoencoder): recon only.
 - "elbo": beta = 1, lam = 0. Its MMD is still measured (for its column), not trained on.
-- "mmd" (the blog's MMD-VAE): beta = 0, lam = DEFAULT_LAM. Its KL is measured, not trained on.
+- "mmd" (the blog's MMD-VAE): beta = 0, lam = LAM (config.py). Its KL is measured, not trained on.
 Any other (beta, lam) is InfoVAE's general form; `losses.infovae_weights` turns InfoVAE's (alpha, lambda) into it.
 
 The terms themselves are the pure functions of `losses.py`. Each term's unweighted value for the latest batch
@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 
 from .._fastai import Metric, find_bs
-from ..losses import DEFAULT_LAM, DEFAULT_SCALES, kl_divergence, mmd, reconstruction_loss
+from ..config import BETA, KERNEL, LAM
+from ..losses import DEFAULT_SCALES, kl_divergence, mmd, reconstruction_loss
 from ..models import reparameterize
 
 OBJECTIVES = ("elbo", "mmd", "ae")
@@ -28,8 +29,8 @@ OBJECTIVES = ("elbo", "mmd", "ae")
 class Objective:
     """fastai loss: (pred, x (B, C, H, W), labels (B,)) -> scalar; pred is recon, or (recon, mu, logvar) for a VAE.
 
-    beta: the KL weight (default 1 for "elbo", 0 for "mmd"); `warmup` (set by `KLWarmup`) multiplies it.
-    lam: the MMD weight ("mmd" only; default DEFAULT_LAM). kernel, scales: the MMD's kernel and bandwidths.
+    beta: the KL weight (default BETA for "elbo", 0 for "mmd"); `warmup` (set by `KLWarmup`) multiplies it.
+    lam: the MMD weight (default LAM for "mmd", 0 for "elbo"). kernel, scales: the MMD's kernel and bandwidths.
     mmd_on="mean" (default) compares the latent means mu with the prior: the codes themselves must fill
     N(0, I), which only informative codes can do (Zhao et al.'s own MMD-VAE demo compares deterministic codes,
     too). The decoder still sees z ~ q(z|x) in training, as for the ELBO; with no KL term, only the
@@ -43,14 +44,14 @@ class Objective:
         objective: str = "elbo",
         beta: float | None = None,
         lam: float | None = None,
-        kernel: str = "imq",
+        kernel: str = KERNEL,
         scales: tuple[float, ...] = DEFAULT_SCALES,
         mmd_on: str = "mean",
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
-        beta = (1.0 if objective == "elbo" else 0.0) if beta is None else beta
-        lam = (DEFAULT_LAM if objective == "mmd" else 0.0) if lam is None else lam
+        beta = (BETA if objective == "elbo" else 0.0) if beta is None else beta
+        lam = (LAM if objective == "mmd" else 0.0) if lam is None else lam
         if objective == "ae" and (beta or lam):
             raise ValueError("beta and lam weigh the KL and MMD of a VAE; use objective='elbo' or 'mmd'.")
         if beta < 0:

@@ -546,8 +546,10 @@ def test_describe_mentions_count_classes_and_params(tmp_path):
         tmp_path / "mine.h5", np.zeros((6, 69, 69, 3), np.uint8), labels, params={"sersic_n": np.ones(6)}
     )
 
-    text = describe(path)
+    description = describe(path)
+    text = description.text
 
+    assert description.loadable and description.problem is None
     assert "mine.h5" in text and "6 galaxies" in text and "(6, 69, 69, 3)" in text and "uint8" in text
     assert any("Disk, Face-on, Loose Spiral" in line and line.rstrip().endswith(" 3") for line in text.splitlines())
     assert any("Smooth, Completely round" in line and line.rstrip().endswith(" 2") for line in text.splitlines())
@@ -556,7 +558,7 @@ def test_describe_mentions_count_classes_and_params(tmp_path):
 
 def test_describe_says_a_file_of_another_stamp_size_is_resized(tmp_path):
     path = write_raw(tmp_path / "big.h5", images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(2, np.uint8))
-    text = describe(path)
+    text = describe(path).text
     assert "stored: images (2, 256, 256, 3) uint8; loading converts them to uint8 (N, 69, 69, 3)" in text
     assert "galaxy10_decals" in text and "labels: 2 in 10 classes" in text
 
@@ -742,15 +744,21 @@ def test_read_only_folder_with_a_good_file_is_used_as_it_is(tmp_path, monkeypatc
     assert sorted(p.name for p in folder.iterdir()) == ["Galaxy10.h5"]
 
 
+def _served_with_a_shared_folder(tmp_path, zenodo, monkeypatch):
+    """Galaxy10's bytes, served as its download, and an empty folder "shared" to point the package at."""
+    data = galaxy10_bytes(tmp_path)
+    use_spec(monkeypatch, data, zenodo.serve("Galaxy10.h5", data))
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    return data, folder
+
+
 def test_read_only_folder_refuses_to_download_or_render_and_says_where_to_point(
     tmp_path, zenodo, monkeypatch, make_read_only
 ):
-    data = galaxy10_bytes(tmp_path)
-    use_spec(monkeypatch, data, zenodo.serve("Galaxy10.h5", data))
+    data, folder = _served_with_a_shared_folder(tmp_path, zenodo, monkeypatch)
     calls: list[int] = []
     fake_synthetic(monkeypatch, calls)
-    folder = tmp_path / "shared"
-    folder.mkdir()
     make_read_only(folder)
 
     with pytest.raises(DataFolderError) as err:
@@ -765,10 +773,7 @@ def test_read_only_folder_refuses_to_download_or_render_and_says_where_to_point(
 
 
 def test_read_only_folder_with_a_damaged_file_says_so_and_keeps_it(tmp_path, zenodo, monkeypatch, make_read_only):
-    data = galaxy10_bytes(tmp_path)
-    use_spec(monkeypatch, data, zenodo.serve("Galaxy10.h5", data))
-    folder = tmp_path / "shared"
-    folder.mkdir()
+    data, folder = _served_with_a_shared_folder(tmp_path, zenodo, monkeypatch)
     (folder / "Galaxy10.h5").write_bytes(data[:100])
     make_read_only(folder)
 
@@ -861,7 +866,7 @@ def test_load_decals_downsamples_once_and_caches(tmp_path, monkeypatch, closed_p
     assert galaxies.class_names == GALAXY10_DECALS_CLASSES
     assert (folder / "Galaxy10_DECals_69px.h5").exists()
     assert again.images.shape == (3, 69, 69, 3)
-    assert "redshift" in describe(folder / "Galaxy10_DECals_69px.h5")
+    assert "redshift" in describe(folder / "Galaxy10_DECals_69px.h5").text
 
 
 # ----------------------------------------------------------------------------------------------------------
