@@ -36,7 +36,7 @@ def compare_models(models: dict, data, dls) -> dict:
     if truth is not None:
         elbo, mmd = per_galaxy["elbo"], per_galaxy["mmd"]
         scores["elbo_minus_mmd_mse_vs_truth"] = bootstrap_difference(elbo["mse_truth"], mmd["mse_truth"])
-        scores["elbo_minus_mmd_detail"] = bootstrap_difference(mmd["detail_error"], elbo["detail_error"])
+        scores["elbo_minus_mmd_detail_error"] = bootstrap_difference(elbo["detail_error"], mmd["detail_error"])
     return scores
 
 
@@ -56,13 +56,13 @@ def summary_lines(report: dict, n_valid: int) -> list[str]:
             t = r["vs_truth"]
             lines.append(
                 f"      against the noiseless truth: MSE {t['mse_vs_truth']:.4f} (the noisy input's "
-                f"{t['noise_mse']:.4f}{floor}); detail recovered {t['detail_recovered']:.2f}"
+                f"{t['noise_mse']:.4f}{floor}); fine-detail error {t['fine_detail_error']:.2f} (a smooth picture's 1)"
             )
     where = f"95% interval over the {n_valid} validation galaxies"
     for key, label, digits in (
         ("elbo_minus_mmd_mse", "MSE per galaxy", 5),
         ("elbo_minus_mmd_mse_vs_truth", "MSE against the truth", 5),
-        ("elbo_minus_mmd_detail", "detail recovered", 3),
+        ("elbo_minus_mmd_detail_error", "fine-detail error", 3),
     ):
         if key in report:
             d = report[key]

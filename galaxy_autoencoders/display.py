@@ -58,8 +58,10 @@ def grid_figure(
     """A tiled uint8 array (H, W, 3) from `image_grid` as one image, labels centred on its rows (left) and
     columns (top): a matplotlib Figure. `size` inches per galaxy, unless figsize is given."""
     nrows, ncols = (array.shape[0] + pad) // (tile + pad), (array.shape[1] + pad) // (tile + pad)
-    # Room for the labels on top of `size` inches per galaxy; constrained layout then keeps them inside.
-    width = size * ncols + (0.9 if row_labels else 0.1)
+    # Room for the labels on top of `size` inches per galaxy (a 9-point character is about 0.07 inch wide);
+    # constrained layout then keeps them inside without shrinking the galaxies.
+    longest = max((len(str(label)) for label in row_labels), default=0)
+    width = size * ncols + (max(0.9, 0.2 + 0.07 * longest) if row_labels else 0.1)
     height = size * nrows + (0.3 if col_labels else 0.1) + (0.3 if title else 0.0)
     fig, ax = _image_figure(array, figsize or (width, height))
     ax.set_yticks([r * (tile + pad) + (tile - 1) / 2 for r in range(len(row_labels))], list(row_labels))

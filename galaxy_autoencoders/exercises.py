@@ -181,6 +181,28 @@ def check_honest_beta(beta: float, mse_per_value: float) -> Verdict:
     )
 
 
+def check_beta_blur(learn, detail_error, dls, truth, beta: float) -> Verdict:
+    """Exercise: an ELBO-VAE trained with this beta (learn, from fit_profile or vae_learner) and its fine-detail
+    error against truth (the validation galaxies of dls without noise). Right when both are; says how it compares
+    with a perfectly smooth picture's 1."""
+    if _missing(learn, detail_error):
+        return Verdict(False)
+    from .truth import truth_report
+
+    settings = getattr(learn, "hparams", {})
+    if settings.get("objective") != "elbo" or settings.get("beta") != beta:
+        return _report(
+            False, "", f"train an ELBO-VAE with beta={beta:g}: fit_profile(dls, 'elbo', profile, beta={beta:g})."
+        )
+    expected = truth_report(learn.model, dls, truth)["fine_detail_error"]
+    side = "above" if expected > 1 else "below"
+    return _report(
+        abs(float(detail_error) - expected) <= 1e-3 * max(expected, 1.0),
+        f"at beta = {beta:g} the fine-detail error is {expected:.2f}, {side} a perfectly smooth picture's 1.",
+        "truth_report(learn.model, dls, truth)['fine_detail_error'] scores the model against the noiseless truth.",
+    )
+
+
 # -- 04: MMD ------------------------------------------------------------------------------------------------
 
 

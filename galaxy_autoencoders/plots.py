@@ -265,12 +265,12 @@ def plot_latent_arithmetic(
 # The latent walk: a closed loop through several encoded galaxies, decoded frame by frame into a GIF
 
 
-def latent_walk_frames(models, images, n_frames: int = 48, keys: int | Sequence[int] = 6, seed: int = 0, scale=2):
+def latent_walk_frames(models, images, n_frames: int = 48, keys: int | Sequence[int] = 6, seed: int = 0, scale=3):
     """Frames of a smooth closed walk through key galaxies' codes, models side by side: uint8 (F, H, W, 3).
 
     keys: how many galaxies to pass through (chosen by seed) or their indices; each model walks through its
-    own codes of the same galaxies. Panels are scaled up `scale` times (nearest pixel) under a 14-pixel strip
-    with the model names and a progress bar.
+    own codes of the same galaxies. Panels are scaled up `scale` times (nearest pixel; 3: 207 pixels, a size
+    a projector shows) under a 14-pixel strip with the model names and a progress bar.
     """
     from PIL import Image, ImageDraw
 
@@ -323,7 +323,7 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 12) -> Pa
 
 
 def save_latent_walk_gif(
-    models, images, path: str | os.PathLike, n_frames: int = 48, keys=6, fps: float = 12, seed: int = 0, scale=2
+    models, images, path: str | os.PathLike, n_frames: int = 48, keys=6, fps: float = 12, seed: int = 0, scale=3
 ) -> Path:
     """Write the latent walk (see latent_walk_frames) of one model or several side by side as a GIF; the path."""
     return save_gif(latent_walk_frames(models, images, n_frames, keys, seed, scale), path, fps=fps)

@@ -40,14 +40,20 @@ def machine() -> str:
 
 
 def train(
-    name: str, work: str | os.PathLike, out: str | os.PathLike = WEIGHTS, profile: Profile | None = None, extra_cbs=()
+    name: str,
+    work: str | os.PathLike,
+    out: str | os.PathLike = WEIGHTS,
+    profile: Profile | None = None,
+    extra_cbs=(),
+    **options,
 ) -> Path:
     """Train the shipped model `name` the `pretrained` profile's way (or `profile`'s), checkpointing every epoch
     in `work` and resuming from there.
 
     Re-running the same command after an interruption continues from the last finished epoch (same schedule;
-    the random draws after the restart differ from an uninterrupted run); a work folder of another recipe or
-    device is refused. Writes out/NAME.pt and .json at the end. extra_cbs: more fastai callbacks for the fit.
+    the random draws after the restart differ from an uninterrupted run); a work folder of another recipe, device
+    or options is refused. Writes out/NAME.pt and .json at the end. extra_cbs: more fastai callbacks for the fit;
+    options: other `vae_learner` settings (beta, lam: benchmarks/studies.py sweeps them).
     """
     recipe = profile or get_profile("pretrained")
     if name not in NAMES:
@@ -60,12 +66,14 @@ def train(
     dls = galaxy_dls(data, bs=recipe.batch_size, seed=recipe.seed)
     on_cpu = dls.device.type == "cpu"
     cbs = [CPUBFloat16()] if on_cpu and cpu_has_bf16() else []
-    learn = profile_learner(dls, name, recipe, cbs=[*cbs, *extra_cbs])
+    learn = profile_learner(dls, name, recipe, cbs=[*cbs, *extra_cbs], **options)
     learn.path, learn.model_dir = work, "."  # fastai would otherwise make a models/ folder where it was started
     bf16 = any(type(cb).__name__ in ("CPUBFloat16", "MixedPrecision") for cb in learn.cbs)
 
     # What a resumed run must share with the one it continues; anything else is a different model.
-    setup = {"recipe": _recipe_dict(recipe), "device": dls.device.type, "machine": machine(), "bf16_autocast": bf16}
+    setup = {"recipe": recipe_record(recipe), "device": dls.device.type, "machine": machine(), "bf16_autocast": bf16}
+    if options:
+        setup["options"] = options
     state = _run_state(state_path, setup, weights)
     start_epoch = state["epoch"] + 1
     if start_epoch:
@@ -91,15 +99,17 @@ def train(
 
 def _run_state(state_path: Path, setup: dict, weights: Path) -> dict:
     """The state of the run in `state_path` ({"epoch", "history", "wall_s", **setup}), or a fresh one; a state
-    of another recipe or device is refused."""
+    of another recipe, device or options is refused."""
     if not state_path.is_file():
         return {"epoch": -1, "history": [], "wall_s": 0.0, **setup}
     state = json.loads(state_path.read_text())
-    if (state.get("recipe"), state.get("device")) != (setup["recipe"], setup["device"]):
+    keys = ("recipe", "device", "options")
+    if tuple(state.get(k) for k in keys) != tuple(setup.get(k) for k in keys):
         raise ValueError(
-            f"{state_path} belongs to another run (recipe {state.get('recipe')} on {state.get('device')}; this "
-            f"one is {setup['recipe']} on {setup['device']}). Delete {state_path} and {weights}.pth to start "
-            "over, or use another --work folder."
+            f"{state_path} belongs to another run (recipe {state.get('recipe')} on {state.get('device')}, options "
+            f"{state.get('options') or 'none'}; this one is {setup['recipe']} on {setup['device']}, options "
+            f"{setup.get('options') or 'none'}). Delete {state_path} and {weights}.pth to start over, or use "
+            "another --work folder."
         )
     return state
 
@@ -117,7 +127,7 @@ def _provenance(name: str, recipe: Profile, learn, dls, data, state: dict, setup
             "sha256": data_sha256(data.images, data.labels),
             "valid_pct": VALID_PCT,
         },
-        "recipe": _recipe_dict(recipe),
+        "recipe": recipe_record(recipe),
         "epochs": recipe.epochs,
         "wall_s": round(state["wall_s"]),
         "machine": state.get("machine", setup["machine"]),  # where it was trained, not where it was written
@@ -128,7 +138,7 @@ def _provenance(name: str, recipe: Profile, learn, dls, data, state: dict, setup
     }
 
 
-def _recipe_dict(recipe: Profile) -> dict:
+def recipe_record(recipe: Profile) -> dict:
     """What a run's provenance and state record of its profile (the keys a shipped model's JSON has)."""
     return {
         "n": recipe.n_images,

@@ -5,9 +5,11 @@ galaxy without its sky noise (`render_truth`), and that changes two readings:
 - the error against the truth can be lower than the input's own: a model that leaves the noise out (it cannot
   predict it) may be closer to the galaxy than the noisy picture it was given;
 - sharpness: high-frequency power counts sky noise as "detail", so a noisy copy of a galaxy scores sharper than
-  the galaxy itself. `detail_recovered` instead measures how much of the truth's high-frequency power is
-  reproduced: 1 for the truth, less for a blurred or a noisy copy, below 0 when a model adds more
-  high-frequency error (noise, a checkerboard) than the galaxy has detail.
+  the galaxy itself. `fine_detail_error` instead compares the fine detail with the truth's: the high-frequency
+  power of (reconstruction - truth) in units of the truth's own. 0 for the truth itself; 1 for any perfectly
+  smooth picture (it misses all the detail and adds none); between, a model that draws part of the detail where
+  it belongs; above 1, one that adds more fine structure in the wrong places (noise, blotches) than it gets
+  right. The noisy input scores far above 1: its sky noise is fine structure the galaxy does not have.
 - the floor: the stretch from fluxes to a picture is not linear (negative fluxes clipped at black, each stamp
   scaled by its own brightest pixels, the asinh), so the average of many noisy pictures of a galaxy is not its
   noiseless picture. A model trained to predict its noisy input aims at that average, and even a perfect one
@@ -61,7 +63,7 @@ def _render_again(galaxies, rows, noise: int | None) -> np.ndarray:
 def detail_error(recon, truth, cutoff: float = 0.25) -> np.ndarray:
     """Each galaxy's high-frequency power of recon - truth over the truths' mean high-frequency power: (N,).
 
-    1 - its mean is `detail_recovered`; per galaxy, two models' values pair up for `bootstrap_difference`."""
+    Its mean is `fine_detail_error`; per galaxy, two models' values pair up for `bootstrap_difference`."""
     recon, truth = as_float_images(recon), as_float_images(truth)
     if recon.shape != truth.shape:
         raise ValueError(f"recon and truth must have the same shape, got {tuple(recon.shape)}, {tuple(truth.shape)}.")
@@ -71,12 +73,12 @@ def detail_error(recon, truth, cutoff: float = 0.25) -> np.ndarray:
     return (high_frequency_power(recon - truth, cutoff) / scale).numpy()
 
 
-def detail_recovered(recon, truth, cutoff: float = 0.25) -> float:
-    """1 - (high-frequency power of recon - truth) / (high-frequency power of truth), summed over the galaxies.
+def fine_detail_error(recon, truth, cutoff: float = 0.25) -> float:
+    """(high-frequency power of recon - truth) / (high-frequency power of truth), summed over the galaxies.
 
-    1: every fine structure of the truth is there and nothing else; 0: as much high-frequency error as the truth
-    has detail (a flat blur of a galaxy scores about 0); below 0: more error than detail (noise, artefacts)."""
-    return float(1.0 - detail_error(recon, truth, cutoff).mean())
+    0: every fine structure of the truth is there and nothing else; 1: as much fine-scale error as the truth has
+    detail, what any perfectly smooth picture scores; above 1: more error than detail (noise, artefacts)."""
+    return float(detail_error(recon, truth, cutoff).mean())
 
 
 def truth_report(model: nn.Module, images, truth, bs: int = 256) -> dict:
@@ -86,7 +88,7 @@ def truth_report(model: nn.Module, images, truth, bs: int = 256) -> dict:
     mse_vs_input, mse_vs_truth: the reconstructions' MSE (per pixel value) against each; noise_mse: the input's
     own MSE against the truth; vs_noisy_input: mean of mse_vs_truth - noise_mse per galaxy with its 95% bootstrap
     interval (below 0: the model is closer to the galaxy than its noisy input was); sharpness_vs_truth:
-    high-frequency power of the reconstructions over the truth's; detail_recovered (see above); and the
+    high-frequency power of the reconstructions over the truth's; fine_detail_error (see above); and the
     per-galaxy arrays "mse_truth" and "detail_error" for comparing two models with `bootstrap_difference`.
     """
     x, recon = reconstruct_all(model, images, bs=bs)
@@ -101,7 +103,7 @@ def truth_report(model: nn.Module, images, truth, bs: int = 256) -> dict:
         "noise_mse": float(noise.mean()),
         "vs_noisy_input": bootstrap_difference(mse_truth, noise),
         "sharpness_vs_truth": sharpness_ratio(recon, truth),
-        "detail_recovered": float(1.0 - errors.mean()),
+        "fine_detail_error": float(errors.mean()),
         "mse_truth": mse_truth,
         "detail_error": errors,
     }

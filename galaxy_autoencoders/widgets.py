@@ -6,7 +6,7 @@
 Each slider is in units of sigma, the spread of the data's codes in that dimension (see `latent`), so 0 is
 the mean code and +-3 the edge of where galaxies live. Moving one changes that dimension of the current code
 and decodes it at once; dimensions without a slider keep their value. Where widgets cannot run (nbviewer,
-GitHub), the cell shows a PNG of the decoded galaxy instead.
+GitHub), the cell shows a PNG instead: the first two sliders' dimensions stepped from -2 to +2 sigma, labelled.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from torch import nn
 from .data.checks import check_finite
 from .display import to_hwc_uint8
 from .inference import decode, encode_all
-from .latent import LatentStats, latent_stats, prior_stats
+from .latent import LatentStats, latent_stats, prior_stats, traversal_codes
+
+STATIC_SIGMAS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # the slider settings the static picture shows
 
 
 def png_bytes(image, scale: int = 3) -> bytes:
@@ -242,5 +244,26 @@ class LatentExplorer:
         # fall back to the PNG, so the cell never shows only "VBox(children=...)". The text is stable for nbval.
         bundle = self.view._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = repr(self)
-        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        bundle["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
         return bundle
+
+    def static_png(self, rows: int = 2) -> bytes:
+        """What the sliders do, for a page without a kernel: for each of the first `rows` sliders, the mean code
+        decoded with that dimension at STATIC_SIGMAS, each tile labelled ("z13 at -2 sigma"); PNG bytes."""
+        from PIL import Image, ImageDraw, ImageFont
+
+        dims, sigmas = self.dims[:rows], torch.tensor(STATIC_SIGMAS)
+        codes = traversal_codes(self.stats.mean, dims, self.stats.std, sigmas)  # (D, S, L)
+        tiles = to_hwc_uint8(decode(self.model, codes.flatten(0, 1)))  # (D * S, 69, 69, 3)
+        side, band, gap = tiles.shape[1] * 2, 14, 4  # tiles at twice the size; a band for each label
+        sheet = Image.new("RGB", (len(sigmas) * (side + gap) - gap, len(dims) * (side + band + gap) - gap))
+        draw, font = ImageDraw.Draw(sheet), ImageFont.load_default(size=12)
+        for i, tile in enumerate(tiles):
+            row, col = divmod(i, len(sigmas))
+            x, y = col * (side + gap), row * (side + band + gap)
+            label = f"z{dims[row]} at {sigmas[col]:+g} sigma".replace("+0 sigma", "0 (the mean)")
+            draw.text((x + 2, y), label, fill=(230, 230, 230), font=font)
+            sheet.paste(Image.fromarray(tile).resize((side, side), Image.NEAREST), (x, y + band))
+        buffer = io.BytesIO()
+        sheet.save(buffer, format="PNG")
+        return buffer.getvalue()

@@ -210,3 +210,27 @@ def test_distributed_exit_reports_gloo_threads_and_both_ways_of_exiting(tmp_path
     assert any(line.startswith("with a DDP model: gloo threads after destroy_process_group:") for line in lines)
     assert any(line.startswith("exit by teardown: ") for line in lines), lines
     assert any(line.startswith("exit by os_exit : 0 of 1 launches failed") for line in lines), lines
+
+
+def test_studies_train_score_and_resume_each_run_writing_results_with_provenance(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    studies = _load(ROOT / "benchmarks" / "studies.py")
+    args = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out.json"), "--seeds", "1", "--only", "seeds"]
+    tiny = ["--n", "64", "--epochs", "1", "--widths", "4,8"]
+    results = studies.main(args + tiny)
+    assert set(results["runs"]) == {"ae_seed0", "elbo_seed0", "mmd_seed0"}
+    assert all(run["source"] == "trained" for run in results["runs"].values())  # not the shipped models: smaller
+    assert len(results["runs"]["mmd_seed0"]["per_galaxy"]["detail_error"]) == 205  # the notebooks' galaxies
+    d = results["elbo_minus_mmd"]["seed0"]["mse_truth"]
+    assert d["low"] <= d["mean"] <= d["high"] and 0 < results["floor_mse_vs_truth"] < 0.01
+    assert results["provenance"]["profile"]["n"] == 64 and "--widths 4,8" in results["provenance"]["command"]
+    assert json.loads((tmp_path / "out.json").read_text())["runs"].keys() == results["runs"].keys()
+    capsys.readouterr()
+    studies.main(args + tiny)  # again: every run is already trained in its work folder
+    assert capsys.readouterr().out.count("already trained") == 3
+    assert [r["id"] for r in studies.runs(["beta"], 2)] == [
+        "elbo_beta0.1_seed0",
+        "elbo_beta0.1_seed1",
+        "elbo_beta4_seed0",
+        "elbo_beta4_seed1",
+    ]

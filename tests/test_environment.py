@@ -250,3 +250,34 @@ def test_no_compared_cell_shows_an_animation(nb_path):
         shows_gif = any("image/gif" in out.get("data", {}) for out in cell.get("outputs", []))
         if shows_gif:
             assert "nbval-ignore-output" in cell.metadata.get("tags", []), f"{nb_path.name}: {cell.source[:60]}"
+
+
+DOCUMENTS = [
+    "README.md",
+    "ARCHITECTURE.md",
+    "CONTRIBUTING.md",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")),
+]
+
+
+def test_the_readme_stays_a_users_document_under_2000_words():
+    words = len((ROOT / "README.md").read_text().split())
+    assert words < 2000, f"README.md has {words} words; move details to ARCHITECTURE.md, CONTRIBUTING.md or docs/"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_relative_link_of_the_documents_exists(document):
+    path = ROOT / document
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    missing = [t for t in targets if "://" not in t and not (path.parent / t).exists()]
+    assert not missing, f"{document} links to files that do not exist: {missing}"
+
+
+def test_every_notebook_links_to_the_glossary_page():
+    for nb_path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = "".join(
+            "".join(c.source) for c in nbformat.read(nb_path, as_version=4).cells if c.cell_type == "markdown"
+        )
+        assert "](../docs/glossary.md)" in text, f"{nb_path.name} does not link to docs/glossary.md"
+        missing = [t for t in re.findall(r"\]\((\.\./[^)#\s]+)", text) if not (nb_path.parent / t).exists()]
+        assert not missing, f"{nb_path.name} links to files that do not exist: {missing}"

@@ -77,3 +77,24 @@ def test_values_and_codes(capsys):
     assert not ex.check_neighbours(..., mu, row=0, k=2) and not ex.check_honest_beta(..., 0.0072)
     assert not ex.check_class_mean_code(..., mu, labels, 3)
     assert capsys.readouterr().out.count("replace the ... with your answer") == 5
+
+
+def test_check_beta_blur_wants_the_asked_beta_and_the_models_own_fine_detail_error(capsys):
+    from galaxy_autoencoders.dataloaders import galaxy_dls
+    from galaxy_autoencoders.models import ModelConfig
+    from galaxy_autoencoders.training import vae_learner
+    from galaxy_autoencoders.truth import truth_report
+
+    images = np.random.default_rng(0).integers(0, 256, (40, 69, 69, 3), dtype=np.uint8)
+    dls = galaxy_dls(images, np.zeros(40, dtype=int), bs=8, device="cpu")
+    truth = images[dls.valid.rows()]  # any pictures of the same galaxies stand in for the truth here
+    tiny = ModelConfig(latent_size=3, widths=(4, 8))
+    learn = vae_learner(dls, objective="elbo", beta=4.0, config=tiny)
+    error = truth_report(learn.model, dls, truth)["fine_detail_error"]
+    assert ex.check_beta_blur(learn, error, dls, truth, beta=4.0)
+    assert not ex.check_beta_blur(learn, error + 0.1, dls, truth, beta=4.0)  # not this model's number
+    other = vae_learner(dls, objective="elbo", config=tiny)  # beta 1
+    assert not ex.check_beta_blur(other, truth_report(other.model, dls, truth)["fine_detail_error"], dls, truth, 4.0)
+    assert not ex.check_beta_blur(..., ..., dls, truth, beta=4.0)
+    out = capsys.readouterr().out
+    assert out.count("Right:") == 1 and "train an ELBO-VAE with beta=4" in out and "replace the ..." in out

@@ -214,3 +214,4 @@ def test_latent_walk_gif_has_the_frames_asked_for_and_stays_small(models, images
     assert path.stat().st_size <= 2 * 1024 * 1024
     frames = latent_walk_frames(models, images, n_frames=24, keys=4)
     assert np.abs(shown.astype(int) - frames).mean() < 2  # the same pictures, up to the 256-colour palette
+    assert frames.shape[1:] == (14 + 207, 2 * 207 + 4, 3)  # by default each panel is 3 x 69 = 207 pixels wide

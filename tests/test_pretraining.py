@@ -16,7 +16,7 @@ PRETRAINED = get_profile("pretrained")
 def test_the_shipped_models_record_the_pretrained_profiles_recipe():
     # pretraining.train of the `pretrained` profile makes these models again: their record is that profile's.
     for name, info in pretrained.available().items():
-        assert info["provenance"]["recipe"] == pretraining._recipe_dict(PRETRAINED), name
+        assert info["provenance"]["recipe"] == pretraining.recipe_record(PRETRAINED), name
         assert (
             info["provenance"]["data"]["seed"] == PRETRAINED.seed and info["provenance"]["epochs"] == PRETRAINED.epochs
         )

@@ -239,8 +239,8 @@ def test_demo_models_record_their_objective_and_the_figure_shows_their_reconstru
     assert 0 < report["truth_floor_mse"] < 0.6 * elbo["noise_mse"]  # the stretch's floor: above 0, below the noise
     d = report["elbo_minus_mmd_mse_vs_truth"]
     assert d["mean"] == pytest.approx(elbo["mse_vs_truth"] - mmd["mse_vs_truth"], rel=1e-6)
-    d = report["elbo_minus_mmd_detail"]
-    assert d["mean"] == pytest.approx(elbo["detail_recovered"] - mmd["detail_recovered"], abs=1e-9)
+    d = report["elbo_minus_mmd_detail_error"]
+    assert d["mean"] == pytest.approx(elbo["fine_detail_error"] - mmd["fine_detail_error"], abs=1e-9)
 
     # Run again into the same folder: the models saved there are used, not trained again, and say so.
     capsys.readouterr()

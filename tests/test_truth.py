@@ -1,4 +1,4 @@
-"""Checks against the noiseless truth (galaxy_autoencoders.truth: render_truth, noise_floor, detail recovered)."""
+"""Checks against the noiseless truth (galaxy_autoencoders.truth: render_truth, noise_floor, fine-detail error)."""
 
 import numpy as np
 import pytest
@@ -6,11 +6,8 @@ import torch
 from torch import nn
 
 from galaxy_autoencoders.data import Galaxies
-from galaxy_autoencoders.metrics import (
-    high_frequency_power,
-    sharpness_ratio,
-)
-from galaxy_autoencoders.truth import detail_recovered, noise_floor, render_noisy_copies, render_truth, truth_report
+from galaxy_autoencoders.metrics import high_frequency_power, sharpness_ratio
+from galaxy_autoencoders.truth import fine_detail_error, noise_floor, render_noisy_copies, render_truth, truth_report
 
 
 def _truths(n: int = 24) -> torch.Tensor:
@@ -33,15 +30,18 @@ def _blur(images: torch.Tensor) -> torch.Tensor:
     return nn.functional.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)
 
 
-def test_detail_recovered_is_one_for_the_truth_and_lower_for_noise_or_blur():
+def test_fine_detail_error_is_zero_for_the_truth_one_for_a_smooth_picture_and_higher_for_noise():
     truth = _truths()
-    assert detail_recovered(truth, truth) == pytest.approx(1.0)
-    a_little, more = detail_recovered(_noisy(truth, 0.02), truth), detail_recovered(_noisy(truth, 0.08), truth)
-    assert more < a_little < 1.0
-    assert detail_recovered(_blur(truth), truth) < 0.9
-    # The old ratio rewards noise: a noisy copy looks "sharper" than the galaxy itself. This one does not.
+    assert fine_detail_error(truth, truth) == pytest.approx(0.0)
+    a_little, more = fine_detail_error(_noisy(truth, 0.02), truth), fine_detail_error(_noisy(truth, 0.08), truth)
+    assert 0.0 < a_little < more
+    smooth = truth.mean((2, 3), keepdim=True).expand_as(truth)  # each galaxy's mean colour: no detail at all
+    assert fine_detail_error(smooth, truth) == pytest.approx(1.0)
+    # Half of each galaxy's detail, in its place: a quarter of the power left as error.
+    assert fine_detail_error(0.5 * truth + 0.5 * smooth, truth) == pytest.approx(0.25)
+    # The sharpness ratio rewards noise: a noisy copy looks "sharper" than the galaxy itself. This one does not.
     assert sharpness_ratio(_noisy(truth, 0.08), truth) > 1.0
-    assert detail_recovered(_noisy(truth, 0.08), truth) < detail_recovered(truth, truth)
+    assert fine_detail_error(_noisy(truth, 0.08), truth) > fine_detail_error(truth, truth)
 
 
 class _Smoother(nn.Module):
@@ -69,7 +69,7 @@ def test_truth_report_shows_a_model_that_beats_its_noisy_input():
     smoother = truth_report(_Smoother(blur=True), noisy, truth)
     assert smoother["mse_vs_input"] > 0
     assert smoother["vs_noisy_input"]["high"] < 0  # closer to the galaxy than its noisy input, interval and all
-    assert smoother["detail_recovered"] > copy["detail_recovered"]  # the noise it leaves out is no detail
+    assert smoother["fine_detail_error"] < copy["fine_detail_error"]  # the noise it leaves out is no detail
     assert smoother["mse_truth"].shape == smoother["detail_error"].shape == (len(truth),)
     with pytest.raises(ValueError, match="one per image"):
         truth_report(_Smoother(blur=False), noisy, truth[:5])

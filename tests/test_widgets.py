@@ -168,7 +168,12 @@ def test_display_offers_the_widget_a_static_png_and_stable_text(model, images):
         bundle["text/plain"]
         == f"LatentExplorer(ELBO-VAE: sliders z{explorer.dims[0]}, z{explorer.dims[1]}, each -3..+3 sigma)"
     )
-    assert base64.b64decode(bundle["image/png"]) == explorer.image.value
+    static = Image.open(io.BytesIO(base64.b64decode(bundle["image/png"])))
+    # Without a kernel: a row per slider (two here), five settings each, 138-pixel tiles under a label band.
+    assert static.size == (5 * (138 + 4) - 4, 2 * (138 + 14 + 4) - 4)
+    tiles = np.asarray(static.convert("RGB"))[14:152]  # the first row's tiles, below its labels
+    first, middle = tiles[:, :138], tiles[:, 2 * 142 : 2 * 142 + 138]
+    assert not np.array_equal(first, middle)  # -2σ and 0σ decode to different galaxies
 
 
 def test_png_bytes_scales_by_whole_pixels():
