@@ -23,9 +23,8 @@ from torch import nn
 from .data.checks import check_finite
 from .display import to_hwc_uint8
 from .inference import decode, encode_all
-from .latent import LatentStats, latent_stats, prior_stats, traversal_codes
-
-STATIC_SIGMAS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # the slider settings the static picture shows
+from .latent import LatentStats, latent_stats, prior_stats
+from .plots import latent_traversal
 
 
 def png_bytes(image, scale: int = 3) -> bytes:
@@ -249,12 +248,13 @@ class LatentExplorer:
 
     def static_png(self, rows: int = 2) -> bytes:
         """What the sliders do, for a page without a kernel: for each of the first `rows` sliders, the mean code
-        decoded with that dimension at STATIC_SIGMAS, each tile labelled ("z13 at -2 sigma"); PNG bytes."""
+        decoded with that dimension at -2..+2 sigma (the traversal of `plots`), each tile labelled ("z13 at -2
+        sigma"); PNG bytes."""
         from PIL import Image, ImageDraw, ImageFont
 
-        dims, sigmas = self.dims[:rows], torch.tensor(STATIC_SIGMAS)
-        codes = traversal_codes(self.stats.mean, dims, self.stats.std, sigmas)  # (D, S, L)
-        tiles = to_hwc_uint8(decode(self.model, codes.flatten(0, 1)))  # (D * S, 69, 69, 3)
+        walk = latent_traversal(self.model, None, dims=self.dims[:rows], n_sigma=2.0, steps=5, stats=self.stats)
+        dims, sigmas = walk.dims, walk.sigmas
+        tiles = walk.tiles.reshape(-1, *walk.tiles.shape[2:])  # (D * S, 69, 69, 3)
         side, band, gap = tiles.shape[1] * 2, 14, 4  # tiles at twice the size; a band for each label
         sheet = Image.new("RGB", (len(sigmas) * (side + gap) - gap, len(dims) * (side + band + gap) - gap))
         draw, font = ImageDraw.Draw(sheet), ImageFont.load_default(size=12)

@@ -75,8 +75,8 @@ def vae_learner(
     if nan_guard:
         callbacks.append(NaNGuard())
     callbacks += list(cbs or [])
-    if kwargs.get("opt_func", ...) is None:  # None: as if left out (fused AdamW on CUDA, fastai's Adam elsewhere)
-        del kwargs["opt_func"]
+    if (opt_func := kwargs.pop("opt_func", None)) is not None:  # None: as if left out (see speed_up)
+        kwargs["opt_func"] = opt_func
     learn = Learner(dls, model, loss_func=loss_func, lr=lr, metrics=metrics, cbs=callbacks, **kwargs)
     # fastai's Recorder reads the loss back to the host every batch, which stalls a GPU; ours keeps the same table.
     learn.remove_cb(Recorder).add_cb(TableRecorder())
@@ -92,7 +92,7 @@ def vae_learner(
         "class_weight": class_weight,
         "perceptual_weight": perceptual_weight,
     }
-    return speed_up(learn, compile=compile, opt_func_given="opt_func" in kwargs)
+    return speed_up(learn, compile=compile, opt_func_given=opt_func is not None)
 
 
 def _fresh_model(dls, objective: str, config: ModelConfig | None, latent_size: int | None, class_weight: float):
