@@ -4,16 +4,20 @@ lambda sweep, computed once and written as data with their provenance.
     python benchmarks/studies.py --work DIR [--out galaxy_autoencoders/studies/pretrained_scale.json]
                                  [--seeds 3] [--only seeds,beta,lam] [--profile pretrained]
 
-Each run trains one model the `pretrained` profile's way (`pretraining.train`: 20,000 synthetic galaxies, full
-width, 10 epochs), from its own seed (the profile's seed + k), checkpointed every epoch in DIR/RUN, so that the
-same command resumes where it stopped, run by run and epoch by epoch. Seed +0 of each objective at the default
-beta and lambda is the shipped model itself, which that recipe made. Every model is then scored on the same
-galaxies the notebooks use, the quick profile's 205 validation galaxies (rendered with seed 42, which no run
-trains on), against their input and their noiseless truth: MSE, MSE vs truth, fine-detail error.
+Each run trains one model the `pretrained` profile's way (`pretraining.train`: 18,000 of 20,000 synthetic galaxies,
+the rest to validate; full width, 10 epochs), from its own seed (the profile's seed + k), checkpointed every epoch
+in DIR/RUN, so that the same command resumes where it stopped, run by run and epoch by epoch. Seed +0 of each
+objective at the default beta and lambda is the shipped model itself, which that recipe made. Every model is then
+scored on the same galaxies the notebooks use, the quick profile's 205 validation galaxies (rendered with seed 42,
+which no run trains on), against their input and their noiseless truth: MSE, MSE vs truth, fine-detail error.
 
-The output holds each run's scores, the ELBO-minus-MMD differences per seed with 95% bootstrap intervals over
-the galaxies, the stretch's floor, and the provenance: command, machine, versions, profile, evaluation set.
-A run at this scale takes 20-30 minutes on a 2-core CPU and seconds on a GPU: give it a GPU when there is one.
+The output holds each run's scores (per galaxy too, for `evidence.Studies.difference`), a VAE's KL in nats, the
+noise floor of the MSE against the truth and the provenance (command, machine, versions, profile, evaluation
+set); beside it, as .npz, each run's reconstructions of the gallery's six galaxies. It is written after every
+run, with the runs still missing listed, so a study stopped part-way is usable and the same command finishes it.
+A run at this scale takes 7 to 30 minutes on a 2-core CPU (measured) and about a minute on a GPU (estimated from
+the 50-epoch benchmark, most of it rendering the galaxies): give it a GPU when there is one.
+Runs already in --out (of the same recipe) are kept, not trained again, so a study adds up over sessions.
 """
 
 from __future__ import annotations
@@ -26,19 +30,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from galaxy_autoencoders import pretrained, pretraining
 from galaxy_autoencoders.config import BETA, LAM, apply_profile, get_profile
 from galaxy_autoencoders.data import load_galaxies
 from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.display import to_hwc_uint8
+from galaxy_autoencoders.evidence import RESULTS
 from galaxy_autoencoders.files import atomic_write
-from galaxy_autoencoders.models import load_checkpoint
-from galaxy_autoencoders.statistics import bootstrap_difference
+from galaxy_autoencoders.gallery import detailed_galaxies
+from galaxy_autoencoders.inference import reconstruct_all
+from galaxy_autoencoders.metrics import kl_per_dimension
+from galaxy_autoencoders.models import AutoEncoder, load_checkpoint
 from galaxy_autoencoders.truth import noise_floor, render_noisy_copies, render_truth, truth_report
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "galaxy_autoencoders" / "studies" / "pretrained_scale.json"
 STUDIES = {  # name: (objective, {vae_learner option: values other than the default})
-    "seeds": [("ae", {}), ("elbo", {}), ("mmd", {})],
+    "seeds": [("elbo", {}), ("mmd", {}), ("ae", {})],
     "beta": [("elbo", {"beta": 0.1}), ("elbo", {"beta": 4.0})],
     "lam": [("mmd", {"lam": 10.0}), ("mmd", {"lam": 1000.0})],
 }
@@ -53,7 +62,11 @@ def runs(only: list[str], seeds: int) -> list[dict]:
                 tag = "_".join(f"{key}{value:g}" for key, value in options.items())
                 run_id = f"{objective}{'_' + tag if tag else ''}_seed{k}"
                 chosen[run_id] = {"id": run_id, "objective": objective, "options": options, "seed_offset": k}
-    return list(chosen.values())
+    # The ELBO-against-MMD seeds first (the course's headline), then each seed's round of everything else, so that
+    # a study stopped part-way has the most useful runs
+    headline = [r for r in chosen.values() if not r["options"] and r["objective"] != "ae"]
+    rest = sorted((r for r in chosen.values() if r not in headline), key=lambda r: r["seed_offset"])
+    return sorted(headline, key=lambda r: r["seed_offset"]) + rest
 
 
 def train_run(run: dict, profile, work: Path):
@@ -68,36 +81,45 @@ def train_run(run: dict, profile, work: Path):
 
 
 def evaluation_set():
-    """The notebooks' validation galaxies (quick profile), their DataLoaders and their noiseless truth."""
+    """The notebooks' validation galaxies (quick profile), their DataLoaders, their noiseless truth and the
+    positions of the gallery's galaxies among them."""
     quick = get_profile("quick")
     data = load_galaxies(quick.dataset, n=quick.n_images, seed=quick.seed)
     dls = galaxy_dls(data, bs=quick.batch_size, seed=quick.seed, device="cpu")
-    return data, dls, render_truth(data, dls.valid.rows())
+    truth = render_truth(data, dls.valid.rows())
+    params = {name: values[dls.valid.rows()] for name, values in data.params.items()}
+    return data, dls, truth, detailed_galaxies(params, truth)
 
 
-def score(model, dls, truth) -> dict:
-    """A model's means and per-galaxy arrays against the inputs and the truth."""
+def score(model, dls, truth, gallery_rows) -> tuple[dict, object]:
+    """A model's means and per-galaxy arrays against the inputs and the truth, its KL in nats (a VAE's), and its
+    reconstructions of the gallery's galaxies (uint8)."""
     report = truth_report(model, dls, truth)
-    return {
+    scores = {
         "mse_vs_input": report["mse_vs_input"],
         "mse_vs_truth": report["mse_vs_truth"],
         "fine_detail_error": report["fine_detail_error"],
         "per_galaxy": {"mse_truth": report["mse_truth"].tolist(), "detail_error": report["detail_error"].tolist()},
     }
+    if not isinstance(model, AutoEncoder):  # a VAE: how many nats its code carries
+        kl = kl_per_dimension(model, dls)
+        scores.update(kl_nats=float(kl.sum()), kl_per_dimension=kl.tolist())
+    return scores, to_hwc_uint8(reconstruct_all(model, dls)[1][gallery_rows])
 
 
-def differences(scores: dict, seeds: int) -> dict:
-    """ELBO minus MMD per seed (default beta and lambda), with 95% bootstrap intervals over the galaxies."""
-    out = {}
-    for k in range(seeds):
-        elbo, mmd = scores.get(f"elbo_seed{k}"), scores.get(f"mmd_seed{k}")
-        if elbo is None or mmd is None:
-            continue
-        out[f"seed{k}"] = {
-            key: bootstrap_difference(elbo["per_galaxy"][key], mmd["per_galaxy"][key])
-            for key in ("mse_truth", "detail_error")
-        }
-    return out
+def _portable(argv: list[str], args) -> list[str]:
+    """argv with no machine's paths: the work folder written WORKDIR (as in the shipped models' own provenance),
+    an --out inside the repository relative to it, one outside it OUT."""
+    out = args.out.resolve()
+    shown = {args.work.resolve(): "WORKDIR", out: str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else "OUT"}
+    words = []
+    for a in argv:
+        flag, eq, value = a.partition("=")
+        if eq and flag in ("--work", "--out"):
+            words.append(f"{flag}={shown[Path(value).resolve()]}")
+        else:
+            words.append(a if a.startswith("-") else shown.get(Path(a).resolve(), a))
+    return words
 
 
 def provenance(args, argv: list[str], profile, n_eval: int) -> dict:
@@ -105,7 +127,7 @@ def provenance(args, argv: list[str], profile, n_eval: int) -> dict:
     import torch
 
     return {
-        "command": "python benchmarks/studies.py " + " ".join(argv),
+        "command": "python benchmarks/studies.py " + " ".join(_portable(argv, args)),
         "machine": pretraining.machine(),
         "python": platform.python_version(),
         "versions": {"torch": torch.__version__, "fastai": fastai.__version__},
@@ -116,10 +138,32 @@ def provenance(args, argv: list[str], profile, n_eval: int) -> dict:
     }
 
 
+def earlier_results(out: Path, made: dict) -> tuple[dict, dict]:
+    """The runs and pictures already in `out`, if it holds results of the same recipe and evaluation (a study
+    run in parts, or on several machines, adds up; a re-run with fewer studies loses nothing); else refuses."""
+    if not out.exists():
+        return {}, {}
+    before = json.loads(out.read_text())
+    same = ("profile", "evaluation")
+    if any(before.get("provenance", {}).get(key) != made[key] for key in same):
+        raise SystemExit(
+            f"{out} holds results of another recipe or evaluation set ({before.get('provenance', {}).get('profile')}"
+            f"); give another --out, or delete it to start again."
+        )
+    with np.load(out.with_suffix(".npz")) as arrays:
+        pictures = {run_id: arrays[run_id] for run_id in before["runs"] if run_id in arrays.files}
+    return {run_id: run for run_id, run in before["runs"].items() if run_id in pictures}, pictures
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="per-run checkpoints; a re-run resumes from them")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"the results (default {OUT.relative_to(ROOT)})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help=f"the results, and their pictures beside them as .npz (default {RESULTS.relative_to(ROOT)})",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per setting (default 3)")
     parser.add_argument("--only", default=",".join(STUDIES), help=f"comma-separated, from {','.join(STUDIES)}")
     parser.add_argument("--profile", default="pretrained", help="the training profile (default pretrained)")
@@ -137,21 +181,34 @@ def main(argv: list[str] | None = None) -> dict:
         "widths": args.widths and tuple(map(int, args.widths.split(","))),
     }
     profile = replace(profile, **{key: value for key, value in smaller.items() if value})
-    data, dls, truth = evaluation_set()
+    data, dls, truth, gallery_rows = evaluation_set()
     results = {"runs": {}, "defaults": {"beta": BETA, "lam": LAM}}
-    for run in runs(only, args.seeds):
-        start = time.perf_counter()
-        model, source = train_run(run, profile, args.work)
-        apply_profile(get_profile("quick"))  # scoring runs the same way whatever was trained before
-        results["runs"][run["id"]] = {**run, "source": source, **score(model, dls, truth)}
-        print(f"{run['id']}: {source}, {time.perf_counter() - start:.0f} s", flush=True)
+    inputs = data.images[dls.valid.rows()[gallery_rows]]  # uint8 (6, 69, 69, 3)
+    pictures = {"gallery_rows": gallery_rows, "inputs": inputs, "truth": truth[gallery_rows]}
+    planned = runs(only, args.seeds)
     copies = render_noisy_copies(data, dls.valid.rows(), copies=8)
     results["floor_mse_vs_truth"] = noise_floor(copies, truth)["floor"]
-    results["elbo_minus_mmd"] = differences(results["runs"], args.seeds)
     results["provenance"] = provenance(args, sys.argv[1:] if argv is None else argv, profile, dls.valid.n)
+    kept = earlier_results(args.out, results["provenance"])  # ({run id: run}, {run id: pictures}) of the same recipe
+    results["runs"].update(kept[0])
+    pictures.update(kept[1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
-    print(f"wrote {args.out}: {len(results['runs'])} runs")
+    for done, run in enumerate(planned, 1):
+        start = time.perf_counter()
+        if run["id"] in results["runs"]:
+            print(f"{run['id']}: already in {args.out.name}", flush=True)
+            continue
+        model, source = train_run(run, profile, args.work)
+        apply_profile(get_profile("quick"))  # scoring runs the same way whatever was trained before
+        scores, pictures[run["id"]] = score(model, dls, truth, gallery_rows)
+        results["runs"][run["id"]] = {**run, "source": source, **scores}
+        results["missing"] = [r["id"] for r in planned if r["id"] not in results["runs"]]  # after every run
+        atomic_write(args.out.with_suffix(".npz"), lambda tmp: np.savez_compressed(tmp, **pictures))
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+        print(
+            f"{run['id']}: {source}, {time.perf_counter() - start:.0f} s; {done}/{len(planned)} in {args.out}",
+            flush=True,
+        )
     return results
 
 

@@ -335,3 +335,26 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower()
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight", pad_inches=0.05))
+
+
+def plot_intervals(differences: dict[str, dict], xlabel: str, ax=None):
+    """Differences with their 95% intervals, one row each ({"seed +0": {"mean", "low", "high"}, ...}, as
+    `statistics.bootstrap_difference` gives them), around a line at 0: a row whose bar crosses the line is one
+    whose galaxies do not tell the two apart. Differences below 0.01 are drawn in units of a power of ten, which the
+    x label names. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 0.5 + 0.4 * len(differences)))
+    means = np.array([d["mean"] for d in differences.values()])
+    lows, highs = (np.array([d[key] for d in differences.values()]) for key in ("low", "high"))
+    largest = np.abs(np.concatenate([lows, highs])).max()
+    power = int(np.floor(np.log10(largest))) if 0 < largest < 0.01 else 0  # 0.0002 drawn as 2, "x 10^-4" in the label
+    scale = 10.0**-power
+    rows = np.arange(len(differences))
+    ax.errorbar(means * scale, rows, xerr=[(means - lows) * scale, (highs - means) * scale], fmt="o", capsize=3)
+    ax.axvline(0, color="grey", lw=1)
+    label = xlabel + (f" ($\\times 10^{{{power}}}$)" if power else "")
+    ax.set(yticks=rows, yticklabels=list(differences), ylim=(len(differences) - 0.5, -0.5), xlabel=label)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+    return ax

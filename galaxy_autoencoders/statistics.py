@@ -17,6 +17,11 @@ from .losses import mmd
 from .metrics import latent_parameter_correlation, parameter_columns, unit_ranks
 
 
+def interval_text(d: dict, digits: int) -> str:
+    """A difference from `bootstrap_difference` as the notebooks print it: "+0.075 (95% interval +0.053 to +0.101)"."""
+    return f"{d['mean']:+.{digits}f} (95% interval {d['low']:+.{digits}f} to {d['high']:+.{digits}f})"
+
+
 def bootstrap_difference(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
     """Mean of a - b over paired per-galaxy values a, b (N,), with a 95% bootstrap interval over galaxies.
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from galaxy_autoencoders import evidence
+
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = ROOT / "benchmarks" / "throughput.py"
 PATHS = ["package", "eager", "plain", "per-item", "datablock", "fastai-adam"]  # the default five, the optional one
@@ -212,25 +214,68 @@ def test_distributed_exit_reports_gloo_threads_and_both_ways_of_exiting(tmp_path
     assert any(line.startswith("exit by os_exit : 0 of 1 launches failed") for line in lines), lines
 
 
+def _stop_after(train_run, n: int):
+    """train_run that raises KeyboardInterrupt (a Ctrl-C) when asked for run n + 1."""
+    calls = []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > n:
+            raise KeyboardInterrupt
+        return train_run(*args, **kwargs)
+
+    return stopping
+
+
 def test_studies_train_score_and_resume_each_run_writing_results_with_provenance(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
     studies = _load(ROOT / "benchmarks" / "studies.py")
-    args = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out.json"), "--seeds", "1", "--only", "seeds"]
-    tiny = ["--n", "64", "--epochs", "1", "--widths", "4,8"]
-    results = studies.main(args + tiny)
-    assert set(results["runs"]) == {"ae_seed0", "elbo_seed0", "mmd_seed0"}
+    work, out = ["--work", str(tmp_path / "work")], ["--out", str(tmp_path / "out.json")]
+    tiny = ["--n", "64", "--epochs", "1", "--widths", "4,8", "--seeds", "1"]
+    results = studies.main(work + out + tiny + ["--only", "seeds"])
+    assert set(results["runs"]) == {"ae_seed0", "elbo_seed0", "mmd_seed0"} and results["missing"] == []
     assert all(run["source"] == "trained" for run in results["runs"].values())  # not the shipped models: smaller
     assert len(results["runs"]["mmd_seed0"]["per_galaxy"]["detail_error"]) == 205  # the notebooks' galaxies
-    d = results["elbo_minus_mmd"]["seed0"]["mse_truth"]
-    assert d["low"] <= d["mean"] <= d["high"] and 0 < results["floor_mse_vs_truth"] < 0.01
-    assert results["provenance"]["profile"]["n"] == 64 and "--widths 4,8" in results["provenance"]["command"]
-    assert json.loads((tmp_path / "out.json").read_text())["runs"].keys() == results["runs"].keys()
+    assert 0 < results["floor_mse_vs_truth"] < 0.01
+    made = results["provenance"]
+    assert made["profile"]["n"] == 64 and "--widths 4,8" in made["command"] and "--work WORKDIR" in made["command"]
+    assert str(tmp_path) not in made["command"] and "--out OUT" in made["command"]  # no machine's paths ship
+    found = evidence.load(tmp_path / "out.json", tmp_path / "out.npz")  # as the notebooks read it
+    assert found.runs.keys() == results["runs"].keys()
+    assert found.paired("elbo", "mmd") == [(0, "elbo_seed0", "mmd_seed0")]
+    d = found.difference("elbo_seed0", "mmd_seed0", "mse_truth")
+    assert d["low"] <= d["mean"] <= d["high"]
+    assert found.pictures("ae_seed0").shape == (6, 69, 69, 3) and "kl_nats" not in found.runs["ae_seed0"]
+    assert found.runs["elbo_seed0"]["kl_nats"] > 0
+
+    # Again, with one more study: the runs already in --out are kept, not trained or scored again.
     capsys.readouterr()
-    studies.main(args + tiny)  # again: every run is already trained in its work folder
-    assert capsys.readouterr().out.count("already trained") == 3
-    assert [r["id"] for r in studies.runs(["beta"], 2)] == [
+    more = studies.main(work + out + tiny + ["--only", "seeds,beta"])
+    printed = capsys.readouterr().out
+    assert printed.count("already in out.json") == 3 and printed.count(": trained") == 2
+    assert set(more["runs"]) == set(results["runs"]) | {"elbo_beta0.1_seed0", "elbo_beta4_seed0"}
+    assert more["runs"]["elbo_seed0"] == json.loads(json.dumps(results["runs"]["elbo_seed0"]))
+    with pytest.raises(SystemExit, match="another recipe"):  # a bigger network is another study: no mixing
+        studies.main(work + out + tiny[:4] + ["--widths", "8,16", "--seeds", "1", "--only", "seeds"])
+
+    # A study stopped part-way has written every run it finished, and says which are missing.
+    monkeypatch.setattr(studies, "train_run", _stop_after(studies.train_run, 1))
+    with pytest.raises(KeyboardInterrupt):
+        studies.main(work + ["--out", str(tmp_path / "part.json")] + tiny)
+    part = evidence.load(tmp_path / "part.json", tmp_path / "part.npz")
+    assert list(part.runs) == ["elbo_seed0"] and part.missing[:2] == ["mmd_seed0", "ae_seed0"]
+    assert part.pictures("elbo_seed0").shape == (6, 69, 69, 3)
+
+    # the headline's seeds first, then a round of every other run per seed: a study stopped part-way is useful
+    assert [r["id"] for r in studies.runs(["seeds", "beta"], 2)] == [
+        "elbo_seed0",
+        "mmd_seed0",
+        "elbo_seed1",
+        "mmd_seed1",
+        "ae_seed0",
         "elbo_beta0.1_seed0",
-        "elbo_beta0.1_seed1",
         "elbo_beta4_seed0",
+        "ae_seed1",
+        "elbo_beta0.1_seed1",
         "elbo_beta4_seed1",
     ]

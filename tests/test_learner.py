@@ -546,42 +546,68 @@ def _code_cell(path: Path, marker: str) -> str:
     return cells[0]
 
 
-def test_notebook_05_before_03_and_04_says_so_and_trains_quick_models(tmp_path, monkeypatch, capsys):
-    load_cell = _code_cell(NOTEBOOK_05, "load_or_train(")
+def test_notebook_05_before_04_says_so_and_trains_nothing_then_shows_04s_model(tmp_path, monkeypatch, capsys):
+    load_cell = _code_cell(NOTEBOOK_05, "load_saved(")
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path))  # a fresh data folder: no data/models yet
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (48, 69, 69, 3), dtype=np.uint8), rng.integers(0, 10, 48)
     data = Galaxies(images, labels, GALAXY10_SDSS_CLASSES, params=None, name="random", path=None)
-    profile = replace(get_profile("quick"), epochs=1, batch_size=16, widths=TINY.widths)
+    profile = get_profile("quick")
 
     first = {"data": data, "profile": profile}
     exec(load_cell, first)
-    out = capsys.readouterr().out
-    assert "training a new elbo model (none is saved yet)" in out
-    assert "training a new mmd model (none is saved yet)" in out
-    assert list(first["quick"]) == ["ELBO", "MMD"]
-    assert all(isinstance(m, VAE) and not m.training for m in first["quick"].values())
-    assert [checkpoint_info(tmp_path / "models" / n)["extra"]["objective"] for n in ("elbo", "mmd")] == ["elbo", "mmd"]
+    assert "quick MMD-VAE: not here (none is saved yet); run 04 to see it" in capsys.readouterr().out
+    assert first["quick_mmd"] is None and not (tmp_path / "models").exists()  # nothing trained, nothing saved
     # The main figures' models are the pretrained ones, whatever happened to the quick ones.
     assert all(m.config.widths == (32, 64, 128, 256) for m in first["models"].values())
 
-    # Now notebook 03 has saved its ELBO-VAE for these galaxies, and 04 its MMD-VAE for other ones: 05 uses the
-    # first and trains (and saves) a new MMD-VAE instead of the second.
+    # Notebook 04 saved its MMD-VAE for other galaxies: 05 does not show it as this one's.
+    save_checkpoint(build_model(TINY), tmp_path / "models" / "mmd", extra={"objective": "mmd", "data": "other"})
+    exec(load_cell, second := {"data": data, "profile": profile})
+    assert "not here (the saved one was trained with other settings)" in capsys.readouterr().out
+    assert second["quick_mmd"] is None
+
+    # Now for these galaxies and this profile: 05 shows that one.
     torch.manual_seed(1)
     saved = build_model(TINY)
-    save_checkpoint(
-        saved, tmp_path / "models" / "elbo", extra={"objective": "elbo", "data": "random", "profile": "quick"}
-    )
-    save_checkpoint(build_model(TINY), tmp_path / "models" / "mmd", extra={"objective": "mmd", "data": "other"})
-    second = {"data": data, "profile": profile}
-    exec(load_cell, second)
-    out = capsys.readouterr().out
-    assert "using the elbo model saved as elbo" in out
-    assert "training a new mmd model (the saved one was trained with other settings)" in out
-    assert list(second["quick"]) == ["ELBO", "MMD"]  # the order of the figures, however they were made
-    loaded = second["quick"]["ELBO"].state_dict()
+    extra = {"objective": "mmd", "data": "random", "profile": "quick"}
+    save_checkpoint(saved, tmp_path / "models" / "mmd", extra=extra)
+    exec(load_cell, third := {"data": data, "profile": profile})
+    assert "quick MMD-VAE: found" in capsys.readouterr().out and not third["quick_mmd"].training
+    loaded = third["quick_mmd"].state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in saved.state_dict().items())
-    assert checkpoint_info(tmp_path / "models" / "mmd")["extra"]["data"] == "random"
+
+
+NOTEBOOK_04 = NOTEBOOK_05.with_name("04_mmd.ipynb")
+
+
+def test_notebook_04_before_03_trains_03s_model_once_then_uses_the_saved_one(tmp_path, monkeypatch, capsys):
+    load_cell = _code_cell(NOTEBOOK_04, "load_or_train(")
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path))
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (48, 69, 69, 3), dtype=np.uint8), rng.integers(0, 10, 48)
+    data = Galaxies(images, labels, GALAXY10_SDSS_CLASSES, params=None, name="random", path=None)
+    profile = replace(get_profile("quick"), epochs=1, batch_size=16, widths=TINY.widths)
+    dls = galaxy_dls(data, bs=16, seed=0)
+
+    exec(load_cell, first := {"data": data, "profile": profile, "dls": dls})
+    assert "training a new elbo model (none is saved yet)" in capsys.readouterr().out
+    assert isinstance(first["elbo_model"], VAE) and not first["elbo_model"].training
+    saved_with = checkpoint_info(tmp_path / "models" / "elbo")["extra"]
+    assert {key: saved_with[key] for key in ("objective", "data", "profile")} == {
+        "objective": "elbo",
+        "data": "random",
+        "profile": "quick",
+    }
+
+    exec(load_cell, second := {"data": data, "profile": profile, "dls": dls})  # 04 again: 03's model is there now
+    assert "using the elbo model saved as elbo" in capsys.readouterr().out
+    trained, loaded = first["elbo_model"].state_dict(), second["elbo_model"].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in trained.items())
+
+    save_checkpoint(build_model(TINY), tmp_path / "models" / "elbo", extra={"objective": "elbo", "data": "other"})
+    exec(load_cell, {"data": data, "profile": profile, "dls": dls})
+    assert "training a new elbo model (the saved one was trained with other settings)" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from galaxy_autoencoders.plots import (
     latent_walk_frames,
     plot_class_means,
     plot_interpolation,
+    plot_intervals,
     plot_latent_arithmetic,
     plot_prior_samples,
     plot_traversal,
@@ -215,3 +216,20 @@ def test_latent_walk_gif_has_the_frames_asked_for_and_stays_small(models, images
     frames = latent_walk_frames(models, images, n_frames=24, keys=4)
     assert np.abs(shown.astype(int) - frames).mean() < 2  # the same pictures, up to the 256-colour palette
     assert frames.shape[1:] == (14 + 207, 2 * 207 + 4, 3)  # by default each panel is 3 x 69 = 207 pixels wide
+
+
+def test_plot_intervals_draws_each_difference_with_its_interval_and_puts_a_small_scale_in_the_label():
+    small = {
+        "seed +0": {"mean": 0.00023, "low": 0.00019, "high": 0.00028},
+        "seed +1": {"mean": -1e-5, "low": -9e-5, "high": 7e-5},
+    }
+    ax = plot_intervals(small, "ELBO minus MMD")
+    assert ax.get_xlabel() == "ELBO minus MMD ($\\times 10^{-4}$)"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["seed +0", "seed +1"]  # the first row on top
+    points = ax.lines[0].get_xdata()
+    np.testing.assert_allclose(points, [2.3, -0.1])  # in units of 10^-4
+    bars = ax.collections[0].get_segments()  # each interval from its low to its high, in the same units
+    np.testing.assert_allclose([(seg[0][0], seg[1][0]) for seg in bars], [(1.9, 2.8), (-0.9, 0.7)])
+    large = plot_intervals({"seed +0": {"mean": 0.075, "low": 0.053, "high": 0.101}}, "fine-detail error")
+    assert large.get_xlabel() == "fine-detail error" and large.lines[0].get_xdata()[0] == pytest.approx(0.075)
+    plt.close("all")

@@ -9,7 +9,15 @@ learner that puts them together (`learner`), its table (`recorder`), and what ma
 
 from .callbacks import ClassAwareCallback, EpochCheckpoint, KLWarmup, NaNGuard, PerceptualCallback
 from .compile import CompileModel
-from .learner import fit_profile, last_metrics, load_or_train, profile_learner, save_learner, vae_learner
+from .learner import (
+    fit_profile,
+    last_metrics,
+    load_or_train,
+    load_saved,
+    profile_learner,
+    save_learner,
+    vae_learner,
+)
 from .objective import OBJECTIVES, LossPart, Objective
 from .recorder import TableRecorder
 from .speed import HOST_SYNC_EVERY, CPUBFloat16, GPUFriendlyProgress, cpu_has_bf16, speed_up, torch_adamw
@@ -32,6 +40,7 @@ __all__ = [
     "fit_profile",
     "last_metrics",
     "load_or_train",
+    "load_saved",
     "profile_learner",
     "save_learner",
     "speed_up",

@@ -148,16 +148,28 @@ def load_or_train(path: str | os.PathLike, dls, objective: str, profile, expect:
     notebook's `fit_profile(dls, objective, profile)` trains.
     """
     path = Path(path)
-    wanted = {"objective": objective, **(expect or {})}
-    saved = checkpoint_info(path).get("extra") or {} if path.with_name(path.name + ".json").exists() else None
-    if saved is not None and all(saved.get(key) == value for key, value in wanted.items()):
+    model, why = load_saved(path, objective, expect, device=getattr(dls, "device", None) or "cpu")
+    if model is not None:
         print(f"using the {objective} model saved as {path.name}")
-        return load_checkpoint(path, map_location=getattr(dls, "device", None) or "cpu").eval()
-    why = "none is saved yet" if saved is None else "the saved one was trained with other settings"
+        return model
     print(f"training a new {objective} model ({why})")
     learn = fit(objective) if fit is not None else fit_profile(dls, objective, profile)
-    save_learner(learn, path, extra=wanted)
+    save_learner(learn, path, extra={"objective": objective, **(expect or {})})
     return learn.model.eval()
+
+
+def load_saved(path: str | os.PathLike, objective: str, expect: dict | None = None, device="cpu"):
+    """(model in eval mode, "") if the model saved at path (path.pt + .json) was trained with `objective` and
+    every item of `expect`, as its record says; else (None, why not), e.g. for a notebook that shows the model
+    an earlier notebook trained, when there is one."""
+    path = Path(path)
+    wanted = {"objective": objective, **(expect or {})}
+    if not path.with_name(path.name + ".json").exists():
+        return None, "none is saved yet"
+    saved = checkpoint_info(path).get("extra") or {}
+    if any(saved.get(key) != value for key, value in wanted.items()):
+        return None, "the saved one was trained with other settings"
+    return load_checkpoint(path, map_location=device).eval(), ""
 
 
 def profile_learner(dls, objective: str, profile, start=None, **options) -> Learner:
