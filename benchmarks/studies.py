@@ -11,18 +11,21 @@ objective at the default beta and lambda is the shipped model itself, which that
 scored on the same galaxies the notebooks use, the quick profile's 205 validation galaxies (rendered with seed 42,
 which no run trains on), against their input and their noiseless truth: MSE, MSE vs truth, fine-detail error.
 
-The output holds each run's scores (per galaxy too, for `evidence.Studies.difference`), a VAE's KL in nats, the
-noise floor of the MSE against the truth and the provenance (command, machine, versions, profile, evaluation
-set); beside it, as .npz, each run's reconstructions of the gallery's six galaxies. It is written after every
-run, with the runs still missing listed, so a study stopped part-way is usable and the same command finishes it.
-A run at this scale takes 7 to 30 minutes on a 2-core CPU (measured) and about a minute on a GPU (estimated from
-the 50-epoch benchmark, most of it rendering the galaxies): give it a GPU when there is one.
-Runs already in --out (of the same recipe) are kept, not trained again, so a study adds up over sessions.
+The output holds each run's scores (per galaxy too, for `evidence.Studies.difference`), a VAE's KL in nats, where
+and how it was trained (machine, versions, wall time), the noise floor of the MSE against the truth, and what all
+runs share (command, recipe, defaults, the evaluation set with a fingerprint of its galaxies and truth); beside it,
+as .npz, each run's reconstructions of the gallery's six galaxies. It is written after every run, with the planned
+runs still missing listed, so a study stopped part-way is usable and the same command finishes it. Runs already in
+--out (of the same recipe, defaults and evaluation set; another is refused) are kept, not trained or scored again,
+so a study adds up over sessions and machines; delete both files to remake everything. A run at this scale takes 7
+to 30 minutes on a 2-core CPU (measured) and about a minute on a GPU (estimated from the 50-epoch benchmark, most
+of it rendering the galaxies): give it a GPU when there is one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -42,7 +45,7 @@ from galaxy_autoencoders.files import atomic_write
 from galaxy_autoencoders.gallery import detailed_galaxies
 from galaxy_autoencoders.inference import reconstruct_all
 from galaxy_autoencoders.metrics import kl_per_dimension
-from galaxy_autoencoders.models import AutoEncoder, load_checkpoint
+from galaxy_autoencoders.models import AutoEncoder, checkpoint_info, load_checkpoint
 from galaxy_autoencoders.truth import noise_floor, render_noisy_copies, render_truth, truth_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +73,22 @@ def runs(only: list[str], seeds: int) -> list[dict]:
 
 
 def train_run(run: dict, profile, work: Path):
-    """The run's model: the shipped one for a default run from the profile's own seed, else trained (resumably)."""
+    """The run's model: the shipped one for a default run from the profile's own seed, else trained (resumably);
+    with its source ("shipped" or "trained") and how it was made (machine, versions, wall time, bf16)."""
     shipped = run["seed_offset"] == 0 and not run["options"] and profile == get_profile("pretrained")
     if shipped and run["objective"] in pretrained.available():
-        return pretrained.load(run["objective"]), "shipped"
+        made = pretrained.available()[run["objective"]]["provenance"]
+        return pretrained.load(run["objective"]), "shipped", made_record(made)
     folder = work / run["id"]
     seeded = replace(profile, seed=profile.seed + run["seed_offset"])
     path = pretraining.train(run["objective"], folder, out=folder, profile=seeded, **run["options"])
-    return load_checkpoint(path).eval(), "trained"
+    made = checkpoint_info(path)["extra"]["provenance"]
+    return load_checkpoint(path).eval(), "trained", {**made_record(made), "date": time.strftime("%Y-%m-%d")}
+
+
+def made_record(provenance: dict) -> dict:
+    """What a run's own training record says of where and how it ran (the recipe is the study's, kept once)."""
+    return {key: provenance[key] for key in ("machine", "versions", "wall_s", "bf16_autocast") if key in provenance}
 
 
 def evaluation_set():
@@ -122,41 +133,57 @@ def _portable(argv: list[str], args) -> list[str]:
     return words
 
 
-def provenance(args, argv: list[str], profile, n_eval: int) -> dict:
-    import fastai
-    import torch
-
+def provenance(args, argv: list[str], profile, evaluation: dict) -> dict:
+    """What every run of the study shares: the command, the recipe, the evaluation set (and its fingerprint)."""
     return {
         "command": "python benchmarks/studies.py " + " ".join(_portable(argv, args)),
-        "machine": pretraining.machine(),
         "python": platform.python_version(),
-        "versions": {"torch": torch.__version__, "fastai": fastai.__version__},
         "profile": {**pretraining.recipe_record(profile), "name": profile.name},
-        "seeds": args.seeds,
-        "evaluation": f"the quick profile's {n_eval} validation galaxies (synthetic, seed 42), with their truth",
-        "date": time.strftime("%Y-%m-%d"),
+        "defaults": {"beta": BETA, "lam": LAM},
+        "evaluation": evaluation,
     }
 
 
-def earlier_results(out: Path, made: dict) -> tuple[dict, dict]:
-    """The runs and pictures already in `out`, if it holds results of the same recipe and evaluation (a study
-    run in parts, or on several machines, adds up; a re-run with fewer studies loses nothing); else refuses."""
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 of the arrays' bytes: the same galaxies and truth, or not."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def earlier_results(out: Path, made: dict) -> tuple[dict, dict, list]:
+    """The runs, pictures and planned run ids already in `out`, if it holds results of the same recipe, defaults
+    and evaluation set (a study run in parts, or on several machines, adds up; a re-run with fewer studies loses
+    nothing); else refuses, naming what differs."""
     if not out.exists():
-        return {}, {}
+        return {}, {}, []
     before = json.loads(out.read_text())
-    same = ("profile", "evaluation")
-    if any(before.get("provenance", {}).get(key) != made[key] for key in same):
-        raise SystemExit(
-            f"{out} holds results of another recipe or evaluation set ({before.get('provenance', {}).get('profile')}"
-            f"); give another --out, or delete it to start again."
-        )
-    with np.load(out.with_suffix(".npz")) as arrays:
+    earlier = before.get("provenance", {})
+    for key in ("profile", "defaults", "evaluation"):
+        if earlier.get(key) != made[key]:
+            raise SystemExit(
+                f"{out} holds results made with another {key} ({earlier.get(key)}; this run's: {made[key]}). Give "
+                "another --out, or delete it and its .npz to start again."
+            )
+    pictures_file = out.with_suffix(".npz")
+    if not pictures_file.exists():
+        raise SystemExit(f"{out} has no pictures file beside it ({pictures_file}); restore it, or delete {out}.")
+    with np.load(pictures_file) as arrays:
         pictures = {run_id: arrays[run_id] for run_id in before["runs"] if run_id in arrays.files}
-    return {run_id: run for run_id, run in before["runs"].items() if run_id in pictures}, pictures
+    if lost := sorted(set(before["runs"]) - set(pictures)):
+        raise SystemExit(f"{pictures_file} lacks the pictures of {lost}; restore it, or delete {out} and it.")
+    return before["runs"], pictures, before["planned"]
+
+
+def write(out: Path, results: dict, pictures: dict) -> None:
+    """Both files, each atomically: the pictures first, so that every run the JSON lists has its pictures."""
+    atomic_write(out.with_suffix(".npz"), lambda tmp: np.savez_compressed(tmp, **pictures))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--work", type=Path, required=True, help="per-run checkpoints; a re-run resumes from them")
     parser.add_argument(
         "--out",
@@ -171,6 +198,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, help="fewer epochs than the profile's")
     parser.add_argument("--widths", help="narrower network than the profile's, e.g. 8,16")
     args = parser.parse_args(argv)
+    if args.out.suffix != ".json":
+        parser.error(f"--out {args.out}: give a .json file (its pictures go beside it, as .npz)")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: give at least 1")
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := sorted(set(only) - set(STUDIES)):
         parser.error(f"--only: unknown studies {unknown}; choose from {sorted(STUDIES)}")
@@ -182,33 +213,41 @@ def main(argv: list[str] | None = None) -> dict:
     }
     profile = replace(profile, **{key: value for key, value in smaller.items() if value})
     data, dls, truth, gallery_rows = evaluation_set()
-    results = {"runs": {}, "defaults": {"beta": BETA, "lam": LAM}}
-    inputs = data.images[dls.valid.rows()[gallery_rows]]  # uint8 (6, 69, 69, 3)
-    pictures = {"gallery_rows": gallery_rows, "inputs": inputs, "truth": truth[gallery_rows]}
+    inputs = data.images[dls.valid.rows()]  # uint8 (205, 69, 69, 3)
+    evaluation = {
+        "galaxies": f"the quick profile's {dls.valid.n} validation galaxies, with their noiseless truth",
+        "sha256": fingerprint(inputs, truth),
+    }
+    made = provenance(args, sys.argv[1:] if argv is None else argv, profile, evaluation)
+    kept, pictures, planned_before = earlier_results(args.out, made)  # of the same recipe, defaults and galaxies
+    pictures.update(gallery_rows=gallery_rows, inputs=inputs[gallery_rows], truth=truth[gallery_rows])
     planned = runs(only, args.seeds)
     copies = render_noisy_copies(data, dls.valid.rows(), copies=8)
-    results["floor_mse_vs_truth"] = noise_floor(copies, truth)["floor"]
-    results["provenance"] = provenance(args, sys.argv[1:] if argv is None else argv, profile, dls.valid.n)
-    kept = earlier_results(args.out, results["provenance"])  # ({run id: run}, {run id: pictures}) of the same recipe
-    results["runs"].update(kept[0])
-    pictures.update(kept[1])
+    results = {
+        "runs": kept,
+        "planned": planned_before + [r["id"] for r in planned if r["id"] not in planned_before],
+        "missing": [],
+        "floor_mse_vs_truth": noise_floor(copies, truth)["floor"],
+        "provenance": made,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for done, run in enumerate(planned, 1):
         start = time.perf_counter()
         if run["id"] in results["runs"]:
             print(f"{run['id']}: already in {args.out.name}", flush=True)
             continue
-        model, source = train_run(run, profile, args.work)
+        model, source, record = train_run(run, profile, args.work)
         apply_profile(get_profile("quick"))  # scoring runs the same way whatever was trained before
         scores, pictures[run["id"]] = score(model, dls, truth, gallery_rows)
-        results["runs"][run["id"]] = {**run, "source": source, **scores}
-        results["missing"] = [r["id"] for r in planned if r["id"] not in results["runs"]]  # after every run
-        atomic_write(args.out.with_suffix(".npz"), lambda tmp: np.savez_compressed(tmp, **pictures))
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+        results["runs"][run["id"]] = {**run, "source": source, "made": record, **scores}
+        results["missing"] = [run_id for run_id in results["planned"] if run_id not in results["runs"]]
+        write(args.out, results, pictures)  # after every run: a study stopped part-way is usable
         print(
             f"{run['id']}: {source}, {time.perf_counter() - start:.0f} s; {done}/{len(planned)} in {args.out}",
             flush=True,
         )
+    results["missing"] = [run_id for run_id in results["planned"] if run_id not in results["runs"]]
+    write(args.out, results, pictures)
     return results
 
 

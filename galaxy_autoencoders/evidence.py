@@ -1,7 +1,7 @@
 """The studies behind the notebooks' claims, computed once at the shipped models' scale and shipped as data:
 seed spreads of the autoencoder, the ELBO-VAE and the MMD-VAE, a beta sweep and a lambda sweep, each model
-scored on the notebooks' 205 synthetic validation galaxies against their noiseless truth, with the provenance
-(command, machine, versions, recipe) of the run that made them.
+scored on the notebooks' 205 synthetic validation galaxies against their noiseless truth, with their provenance
+(the study's command, recipe and evaluation set; each run's machine, versions and wall time).
 
     from galaxy_autoencoders import evidence
     found = evidence.load()
@@ -9,8 +9,9 @@ scored on the notebooks' 205 synthetic validation galaxies against their noisele
     found.difference("elbo_seed0", "mmd_seed0", "detail_error")   # per galaxy, with a 95% interval
     found.pictures("elbo_beta4_seed0")              # its reconstructions of the gallery's galaxies
 
-`python benchmarks/studies.py` remakes the files in `studies/` (minutes on a GPU, hours on a laptop); the
-notebooks only read them.
+`python benchmarks/studies.py --work DIR` trains and adds the runs still missing (about a minute a run on a GPU,
+7 to 30 minutes on a 2-core CPU); deleting the files in `studies/` first remakes them all. The notebooks only read
+them.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ class Studies:
     """The results of `benchmarks/studies.py`.
 
     runs: {run id: {"id", "objective", "options" (those that differ from `defaults`), "seed_offset", "source"
-    ("shipped" or "trained"), "mse_vs_input", "mse_vs_truth", "fine_detail_error", "per_galaxy": {"mse_truth",
-    "detail_error"} (205 values each), and for a VAE "kl_nats", "kl_per_dimension"}}; missing: the runs of the
-    planned study not finished yet; floor_mse_vs_truth: the stretch's floor; defaults: {"beta", "lam"};
-    provenance: the command, machine, versions and recipe; the gallery's six galaxies
-    (`gallery.detailed_galaxies` of the validation set): their positions, inputs and truth, and each run's
-    reconstructions of them."""
+    ("shipped" or "trained"), "made" ({"machine", "versions", ...}: where and how it was trained), "mse_vs_input",
+    "mse_vs_truth", "fine_detail_error", "per_galaxy": {"mse_truth", "detail_error"} (205 values each), and for a
+    VAE "kl_nats", "kl_per_dimension"}}; missing: the runs of the planned study not finished yet;
+    floor_mse_vs_truth: the stretch's floor; defaults: {"beta", "lam"}; provenance: what all runs share (command,
+    recipe, defaults, evaluation set); the gallery's six galaxies (`gallery.detailed_galaxies` of the validation
+    set): their positions, inputs and truth, and each run's reconstructions of them."""
 
     runs: dict
     missing: list
@@ -81,24 +82,35 @@ class Studies:
         )
         return [run_id for _, run_id in found if self.runs[run_id]["options"] == wanted]
 
-    def paired(self, a: str, b: str) -> list[tuple[int, str, str]]:
+    def paired(self, a: str, b: str, options_a: dict | None = None, options_b: dict | None = None) -> list:
         """(seed, run of objective a, run of objective b) for each seed both have finished, at the default
-        settings: paired("elbo", "mmd") -> [(0, "elbo_seed0", "mmd_seed0"), ...]."""
-        of_b = {self.runs[run_id]["seed_offset"]: run_id for run_id in self.seeds(b)}
-        of_a = {self.runs[run_id]["seed_offset"]: run_id for run_id in self.seeds(a)}
+        settings or at those given: paired("elbo", "mmd") -> [(0, "elbo_seed0", "mmd_seed0"), ...];
+        paired("elbo", "mmd", options_a={"beta": 0.1}) pairs the beta 0.1 ELBO-VAEs with the default MMD-VAEs."""
+        of_a = {self.runs[run_id]["seed_offset"]: run_id for run_id in self.seeds(a, **(options_a or {}))}
+        of_b = {self.runs[run_id]["seed_offset"]: run_id for run_id in self.seeds(b, **(options_b or {}))}
         return [(seed, run_id, of_b[seed]) for seed, run_id in of_a.items() if seed in of_b]
+
+    def run(self, run_id: str) -> dict:
+        """One finished run's record (see `runs`)."""
+        if run_id not in self.runs:
+            raise KeyError(
+                f"No run {run_id!r} in the studies; finished: {sorted(self.runs)}; still missing: {self.missing}."
+            )
+        return self.runs[run_id]
 
     def difference(self, a: str, b: str, key: str) -> dict:
         """Run a minus run b in the per-galaxy `key` ("mse_truth" or "detail_error"): {"mean", "low", "high"}, a
         95% bootstrap interval over the galaxies (for one pair of trained models)."""
-        for run_id in (a, b):
-            if run_id not in self.runs:
-                raise KeyError(f"No run {run_id!r} in the studies; finished: {sorted(self.runs)}.")
-        return bootstrap_difference(self.runs[a]["per_galaxy"][key], self.runs[b]["per_galaxy"][key])
+        first, second = self.run(a)["per_galaxy"], self.run(b)["per_galaxy"]
+        if key not in first:
+            raise KeyError(f"No per-galaxy score {key!r}; the studies keep {sorted(first)}.")
+        return bootstrap_difference(first[key], second[key])
 
-    def by_seed(self, a: str, b: str, key: str) -> dict[str, dict]:
-        """Objective a minus objective b seed by seed, in the per-galaxy `key`: {"seed +0": difference, ...}."""
-        return {f"seed +{seed}": self.difference(run_a, run_b, key) for seed, run_a, run_b in self.paired(a, b)}
+    def by_seed(self, a: str, b: str, key: str, options_a: dict | None = None, options_b: dict | None = None) -> dict:
+        """Objective a minus objective b seed by seed (at the default settings, or at those given, as in `paired`),
+        in the per-galaxy `key`: {"seed +0": difference, ...}."""
+        pairs = self.paired(a, b, options_a, options_b)
+        return {f"seed +{seed}": self.difference(run_a, run_b, key) for seed, run_a, run_b in pairs}
 
     def pictures(self, run_id: str) -> np.ndarray:
         """The run's reconstructions of the gallery's galaxies: uint8 (6, 69, 69, 3)."""
@@ -107,20 +119,24 @@ class Studies:
         return self.pictures_by_run[run_id]
 
 
-def load(results: Path = RESULTS, pictures: Path = PICTURES) -> Studies:
-    """The shipped studies (or those in `results` and `pictures`, as `benchmarks/studies.py --out` wrote them)."""
+def load(results: Path = RESULTS, pictures: Path | None = None) -> Studies:
+    """The shipped studies, or those in `results` and the pictures beside it (`pictures`, default: the same name
+    with .npz), as `benchmarks/studies.py --out` wrote them."""
+    pictures = Path(results).with_suffix(".npz") if pictures is None else pictures
     for path in (results, pictures):
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} is missing; make it with `python benchmarks/studies.py --work DIR`.")
     found = json.loads(Path(results).read_text())
+    if lacking := sorted({"runs", "missing", "floor_mse_vs_truth", "provenance"} - set(found)):
+        raise ValueError(f"{results} lacks {lacking}: it is not (or no longer) what benchmarks/studies.py writes.")
     with np.load(pictures) as arrays:
         by_run = {name: arrays[name] for name in arrays.files if name not in ("gallery_rows", "inputs", "truth")}
         rows, inputs, truth = arrays["gallery_rows"], arrays["inputs"], arrays["truth"]
     return Studies(
         runs=found["runs"],
-        missing=found.get("missing", []),
+        missing=found["missing"],
         floor_mse_vs_truth=found["floor_mse_vs_truth"],
-        defaults=found["defaults"],
+        defaults=found["provenance"]["defaults"],
         provenance=found["provenance"],
         pictures_by_run=by_run,
         gallery_rows=rows,

@@ -344,6 +344,8 @@ def plot_intervals(differences: dict[str, dict], xlabel: str, ax=None):
     x label names. Returns the matplotlib Axes."""
     import matplotlib.pyplot as plt
 
+    if not differences:
+        raise ValueError(f"No differences to plot for {xlabel!r}: the runs it compares have not finished yet.")
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 0.5 + 0.4 * len(differences)))
     means = np.array([d["mean"] for d in differences.values()])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from galaxy_autoencoders import evidence
@@ -240,7 +241,10 @@ def test_studies_train_score_and_resume_each_run_writing_results_with_provenance
     made = results["provenance"]
     assert made["profile"]["n"] == 64 and "--widths 4,8" in made["command"] and "--work WORKDIR" in made["command"]
     assert str(tmp_path) not in made["command"] and "--out OUT" in made["command"]  # no machine's paths ship
-    found = evidence.load(tmp_path / "out.json", tmp_path / "out.npz")  # as the notebooks read it
+    assert len(made["evaluation"]["sha256"]) == 64 and made["defaults"] == {"beta": 1.0, "lam": 100.0}
+    for run in results["runs"].values():  # each run says where and how it was trained
+        assert run["made"]["machine"] and run["made"]["wall_s"] >= 0 and run["made"]["versions"]["torch"]
+    found = evidence.load(tmp_path / "out.json")  # as the notebooks read it, the pictures beside it
     assert found.runs.keys() == results["runs"].keys()
     assert found.paired("elbo", "mmd") == [(0, "elbo_seed0", "mmd_seed0")]
     d = found.difference("elbo_seed0", "mmd_seed0", "mse_truth")
@@ -255,8 +259,27 @@ def test_studies_train_score_and_resume_each_run_writing_results_with_provenance
     assert printed.count("already in out.json") == 3 and printed.count(": trained") == 2
     assert set(more["runs"]) == set(results["runs"]) | {"elbo_beta0.1_seed0", "elbo_beta4_seed0"}
     assert more["runs"]["elbo_seed0"] == json.loads(json.dumps(results["runs"]["elbo_seed0"]))
-    with pytest.raises(SystemExit, match="another recipe"):  # a bigger network is another study: no mixing
+    kept = evidence.load(tmp_path / "out.json")
+    assert np.array_equal(kept.pictures("ae_seed0"), found.pictures("ae_seed0"))  # the kept runs' pictures too
+    # A smaller re-run forgets nothing: what was planned before stays planned (and so listed if missing).
+    smaller = studies.main(work + out + tiny + ["--only", "lam"])
+    assert smaller["planned"][:5] == list(more["planned"]) and len(smaller["runs"]) == 7 and smaller["missing"] == []
+    with pytest.raises(SystemExit, match="another profile"):  # a bigger network is another study: no mixing
         studies.main(work + out + tiny[:4] + ["--widths", "8,16", "--seeds", "1", "--only", "seeds"])
+    with pytest.raises(SystemExit, match="another evaluation"):  # other galaxies: per-galaxy scores can't pair
+        changed = json.loads((tmp_path / "out.json").read_text())
+        changed["provenance"]["evaluation"]["sha256"] = "0" * 64
+        (tmp_path / "other.json").write_text(json.dumps(changed))
+        (tmp_path / "other.npz").write_bytes((tmp_path / "out.npz").read_bytes())
+        studies.main(work + ["--out", str(tmp_path / "other.json")] + tiny + ["--only", "seeds"])
+    (tmp_path / "other.json").write_text((tmp_path / "out.json").read_text())
+    (tmp_path / "other.npz").unlink()
+    with pytest.raises(SystemExit, match="no pictures file"):  # refused, not silently retrained
+        studies.main(work + ["--out", str(tmp_path / "other.json")] + tiny + ["--only", "seeds"])
+    for bad, said in [(["--out", str(tmp_path / "x.npz")], "give a .json"), (["--seeds", "0"], "at least 1")]:
+        with pytest.raises(SystemExit):
+            studies.main(work + tiny + bad)
+        assert said in capsys.readouterr().err
 
     # A study stopped part-way has written every run it finished, and says which are missing.
     monkeypatch.setattr(studies, "train_run", _stop_after(studies.train_run, 1))

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from galaxy_autoencoders import evidence, pretrained
+from galaxy_autoencoders.config import BETA, LAM, get_profile
 from galaxy_autoencoders.gallery import detailed_galaxies
+from galaxy_autoencoders.pretraining import recipe_record
 from galaxy_autoencoders.truth import truth_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,15 +41,18 @@ def test_every_shipped_run_has_its_scores_pictures_and_provenance(shipped, valid
         assert np.mean(run["per_galaxy"]["detail_error"]) == pytest.approx(run["fine_detail_error"])
         assert shipped.pictures(run_id).shape == (6, 69, 69, 3) and shipped.pictures(run_id).dtype == np.uint8
         assert ("kl_nats" in run) == (run["objective"] != "ae")
+        assert run["made"]["machine"] and run["made"]["versions"]["torch"]  # where and how it was trained
     assert shipped.gallery_inputs.shape == shipped.gallery_truth.shape == (6, 69, 69, 3)
     made = shipped.provenance
-    assert made["command"] == "python benchmarks/studies.py --work WORKDIR" and made["machine"]
-    assert made["profile"]["n"] == 20_000 and made["profile"]["epochs"] == 10  # the shipped models' recipe
+    assert made["command"] == "python benchmarks/studies.py --work WORKDIR"
+    assert made["profile"] == {**recipe_record(get_profile("pretrained")), "name": "pretrained"}  # the shipped recipe
+    assert made["defaults"] == shipped.defaults == {"beta": BETA, "lam": LAM}
     assert 0 < shipped.floor_mse_vs_truth < 0.01
 
 
 def test_the_seed_zero_runs_are_the_shipped_models_scored_on_the_notebooks_galaxies(shipped, validation):
-    _, (data, dls, truth, _) = validation
+    studies, (data, dls, truth, _) = validation
+    assert shipped.provenance["evaluation"]["sha256"] == studies.fingerprint(data.images[dls.valid.rows()], truth)
     for name in ("ae", "elbo", "mmd"):
         run = shipped.runs[f"{name}_seed0"]
         assert run["source"] == "shipped"
@@ -81,8 +86,8 @@ def _run(objective, seed, options=None, detail=(1.0, 1.0)):
 def test_runs_are_paired_by_seed_at_the_default_settings_only():
     found = _studies(
         {
-            "elbo_seed0": _run("elbo", 0, detail=(0.7, 0.9)),
             "elbo_seed2": _run("elbo", 2),
+            "elbo_seed0": _run("elbo", 0, detail=(0.7, 0.9)),
             "elbo_beta4_seed0": _run("elbo", 0, {"beta": 4.0}),
             "mmd_seed2": _run("mmd", 2),
             "mmd_seed0": _run("mmd", 0, detail=(0.5, 0.5)),
@@ -94,9 +99,15 @@ def test_runs_are_paired_by_seed_at_the_default_settings_only():
     with pytest.raises(TypeError, match="Unknown options"):
         found.seeds("elbo", gamma=2.0)
     assert found.paired("elbo", "mmd") == [(0, "elbo_seed0", "mmd_seed0"), (2, "elbo_seed2", "mmd_seed2")]
+    assert found.paired("elbo", "mmd", options_a={"beta": 4.0}) == [(0, "elbo_beta4_seed0", "mmd_seed0")]
+    assert found.paired("mmd", "elbo", options_b={"beta": 4.0}) == [(0, "mmd_seed0", "elbo_beta4_seed0")]
+    assert list(found.by_seed("elbo", "mmd", "detail_error", options_a={"beta": 4.0})) == ["seed +0"]
     assert found.difference("elbo_seed0", "mmd_seed0", "detail_error")["mean"] == pytest.approx(0.3)
     with pytest.raises(KeyError, match="No run 'mmd_seed7'"):
         found.difference("elbo_seed0", "mmd_seed7", "detail_error")
+    with pytest.raises(KeyError, match="No per-galaxy score 'detail'"):
+        found.difference("elbo_seed0", "mmd_seed0", "detail")
+    assert found.run("mmd_seed1") is found.runs["mmd_seed1"]
     assert found.by_seed("elbo", "mmd", "detail_error")["seed +0"]["mean"] == pytest.approx(0.3)
     assert list(found.by_seed("elbo", "mmd", "detail_error")) == ["seed +0", "seed +2"]
     table = found.table()
@@ -104,7 +115,10 @@ def test_runs_are_paired_by_seed_at_the_default_settings_only():
     assert table.loc["mmd_seed1", "lam"] == 100.0 and np.isnan(table.loc["mmd_seed1", "beta"])
 
 
-def test_missing_files_say_how_to_make_them(tmp_path):
+def test_missing_or_foreign_files_say_what_to_do(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps({}))
     with pytest.raises(FileNotFoundError, match="s.npz is missing; make it with `python benchmarks/studies.py"):
-        evidence.load(tmp_path / "s.json", tmp_path / "s.npz")
+        evidence.load(tmp_path / "s.json")  # the pictures beside the results, by default
+    np.savez(tmp_path / "s.npz", gallery_rows=np.arange(6))
+    with pytest.raises(ValueError, match="lacks .'floor_mse_vs_truth', 'missing', 'provenance', 'runs'."):
+        evidence.load(tmp_path / "s.json")

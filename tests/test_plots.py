@@ -232,4 +232,6 @@ def test_plot_intervals_draws_each_difference_with_its_interval_and_puts_a_small
     np.testing.assert_allclose([(seg[0][0], seg[1][0]) for seg in bars], [(1.9, 2.8), (-0.9, 0.7)])
     large = plot_intervals({"seed +0": {"mean": 0.075, "low": 0.053, "high": 0.101}}, "fine-detail error")
     assert large.get_xlabel() == "fine-detail error" and large.lines[0].get_xdata()[0] == pytest.approx(0.075)
+    with pytest.raises(ValueError, match="not finished yet"):  # a study with no pair yet: a sentence, not numpy's
+        plot_intervals({}, "ELBO minus MMD")
     plt.close("all")
