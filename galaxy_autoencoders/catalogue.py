@@ -1,6 +1,7 @@
 """A latent catalogue of your galaxies: one row per galaxy, to join with other data, find neighbours and outliers.
 
 `encode_catalogue(model, galaxies)` gives a pandas DataFrame with
+
 - `id`: the galaxy's file name (a folder of cutouts) or its index;
 - `mu_0 .. mu_{L-1}`: the latent means (the code itself for a plain autoencoder);
 - `sigma_0 .. sigma_{L-1}`: the posterior's standard deviation per dimension (VAEs only);

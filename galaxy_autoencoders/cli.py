@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--out", type=Path, help="where the final model goes (default: the package's weights/)")
     pretrain.set_defaults(func=commands.pretrain)
     _add_encode_command(subcommands)
+    _add_export_web_command(subcommands)
     demo = subcommands.add_parser("demo", help="train an ELBO-VAE and an MMD-VAE and compare them (offline)")
     demo.add_argument("--out", type=Path, default=Path("galaxy-ae-output"), help="output folder")
     for sub, func in ((train, commands.train), (demo, commands.demo)):
@@ -110,6 +111,30 @@ def _add_encode_command(subcommands) -> None:
     encode.add_argument("--neighbours-of", metavar="ID", help="the galaxy whose neighbours to draw (default: row 0)")
     encode.add_argument("--k", type=_positive_int, default=8, help="neighbours and outliers to draw (default 8)")
     encode.set_defaults(func=commands.encode)
+
+
+def _add_export_web_command(subcommands) -> None:
+    """`galaxy-ae export-web`: the explorer page's decoders (ONNX) and codes."""
+    export = subcommands.add_parser(
+        "export-web",
+        help="write the browser explorer's decoders (ONNX) and codes for the course site's explorer page",
+        description="Writes elbo.onnx, mmd.onnx and explorer.json (each model's mean code, sigma, ranking of its "
+        "dimensions, and the codes of a strip of real galaxies) into OUT. Each decoder is checked against torch "
+        "before it is written; the checkpoints are only read.",
+    )
+    export.add_argument("out", type=Path, help="the folder to write into (made if missing)")
+    for key in ("elbo", "mmd"):
+        export.add_argument(
+            f"--{key}",
+            default=f"pretrained:{key}",
+            help=f"the {key.upper()}-VAE: a checkpoint or pretrained:NAME (default: pretrained:{key})",
+        )
+    export.add_argument(
+        "--data", help="galaxies for the codes' spread and the strip (default: the quick profile's synthetic set)"
+    )
+    export.add_argument("--n", type=_positive_int, help="a random subset of N of those galaxies (default: all)")
+    export.add_argument("--sliders", type=_positive_int, default=8, help="sliders on the page (default 8)")
+    export.set_defaults(func=commands.export_web)
 
 
 def _add_training_flags(train) -> None:

@@ -130,7 +130,9 @@ def _resume_from(args, objective: str):
     path = getattr(args, "resume", None)
     if path is None:
         return None
-    model = _load_model(path)
+    from .pretrained import resolve
+
+    model = resolve(path)
     was = _saved_extra(path).get("objective")
     if was is not None and was != objective:
         raise ValueError(f"--resume {path} was trained as {was!r}; give --objective {was} to go on training it.")
@@ -261,9 +263,10 @@ def encode(args) -> None:
     from .data import load_galaxies
     from .files import check_output_file
     from .plots import save_figure
+    from .pretrained import resolve
 
     check_output_file(args.out, "catalogue", "--out")  # before the model and the galaxies are loaded
-    model = _load_model(args.model)
+    model = resolve(args.model)
     data = load_galaxies(args.data, n=args.n)
     print(f"{data!r}; model {args.model}")
     catalogue = encode_catalogue(model, data)
@@ -278,17 +281,6 @@ def encode(args) -> None:
     print(f"Wrote {', '.join(written)} ({len(catalogue)} galaxies, {catalogue.shape[1]} columns) to {args.out.parent}/")
 
 
-def _load_model(spec: str):
-    """--model: a checkpoint path (name.pt/.json) or pretrained:NAME (ae, elbo, mmd)."""
-    from .models import load_checkpoint
-
-    if spec.startswith("pretrained:"):
-        from .pretrained import load
-
-        return load(spec.split(":", 1)[1])
-    return load_checkpoint(spec)
-
-
 def pretrain(args) -> None:
     from .files import check_output_folder
     from .pretrained import NAMES, WEIGHTS
@@ -300,3 +292,14 @@ def pretrain(args) -> None:
     for name in NAMES if args.name == "all" else (args.name,):
         path = train(name, work=args.work, out=args.out or WEIGHTS)
         print(f"Wrote the pretrained {name} model to {path}")
+
+
+def export_web(args) -> None:
+    from .data import load_galaxies
+    from .web import export_web as export
+
+    galaxies = load_galaxies(args.data, n=args.n) if args.data else None
+    written = export(args.out, {"elbo": args.elbo, "mmd": args.mmd}, galaxies=galaxies, sliders=args.sliders)
+    size = sum(path.stat().st_size for path in written) / 1e6
+    print(f"Wrote {', '.join(path.name for path in written)} ({size:.1f} MB) to {args.out}/")
+    print("The course site's explorer page reads them: python docs/build_site.py builds it around them.")

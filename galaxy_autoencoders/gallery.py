@@ -36,7 +36,7 @@ def detailed_galaxies(params: dict[str, np.ndarray], truth, n: int = 6) -> np.nd
 
 
 def fine_detail(images) -> torch.Tensor:
-    """|image - its Gaussian blur|, summed over the bands: float (N, 3, H, W) or uint8 (N, H, W, 3) -> (N, H, W)."""
+    """`|image - its Gaussian blur|`, summed over the bands: float (N, 3, H, W) or uint8 (N, H, W, 3) -> (N, H, W)."""
     x = as_float_images(images).numpy()
     # Mirrored at the edges: zeros there would count a grey sky's edge as detail.
     blurred = gaussian_filter(x, sigma=(0, 0, BLUR_SIGMA, BLUR_SIGMA), mode="reflect")

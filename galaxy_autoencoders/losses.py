@@ -53,7 +53,7 @@ def kernel_matrix(
     """Sum over bandwidths of k(x_i, y_j): x (N, L), y (M, L) -> (N, M), each kernel in (0, 1], 1 at x = y.
 
     With C = 2 * L * s (2 L is the expected squared distance between two N(0, I) samples, so s is relative):
-    "imq" (inverse multiquadric) k = C / (C + |x - y|^2); "rbf" (Gaussian) k = exp(-|x - y|^2 / C).
+    "imq" (inverse multiquadric) k = C / (C + `|x - y|^2`); "rbf" (Gaussian) k = exp(-`|x - y|^2` / C).
     """
     if kernel not in ("imq", "rbf"):
         raise ValueError(f"kernel must be 'imq' or 'rbf', got {kernel!r}.")

@@ -109,7 +109,7 @@ def baseline_table(models: dict[str, nn.Module], dls, bs: int = 256) -> pd.DataF
 def high_frequency_power(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
     """Power of each image's 2-D Fourier modes with radial frequency above cutoff x Nyquist: (N, C, H, W) -> (N,).
 
-    Frequencies are in cycles per pixel (Nyquist = 0.5); power |FFT|^2 is summed over the band and channels.
+    Frequencies are in cycles per pixel (Nyquist = 0.5); power `|FFT|^2` is summed over the band and channels.
     """
     if not 0 < cutoff < 2**0.5:
         raise ValueError(f"cutoff is a fraction of the Nyquist frequency in (0, 1.41); got {cutoff}.")
@@ -222,7 +222,7 @@ def evaluate(
     Returns {"mse": per-pixel MSE over all images, "sharpness": sharpness ratio over the first n,
     "active_units": int (Burda's definition, any model), "active_units_kl": int and "kl_per_dim": list (VAEs;
     None for an AutoEncoder), "best_correlation":
-    {parameter: max |Spearman rho| over latent dims}} (the last only when the true params of the same galaxies,
+    {parameter: max `|Spearman rho|` over latent dims}} (the last only when the true params of the same galaxies,
     in the same order, are given, e.g. `params` of a synthetic `Galaxies` together with its DataLoaders, which
     `evaluate` then restricts to the validation galaxies). Plain floats and ints: ready for json.dumps.
     """

@@ -33,6 +33,13 @@ def available() -> dict[str, dict]:
     return found
 
 
+def resolve(spec: str, map_location="cpu"):
+    """The model a command line names: "pretrained:NAME" (ae, elbo, mmd) or a checkpoint path (name, .pt or .json)."""
+    if spec.startswith("pretrained:"):
+        return load(spec.split(":", 1)[1], map_location=map_location)
+    return load_checkpoint(spec, map_location=map_location)
+
+
 def load(name: str, map_location="cpu"):
     """The shipped model `name` ("ae", "elbo" or "mmd"), in eval mode on map_location."""
     if name not in NAMES:

@@ -58,9 +58,9 @@ OBSERVING_CONDITIONS = ("snr", "psf_fwhm_px", "r90_arcsec")
 
 
 def correlation_null(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed: int = 0, q: float = 95) -> pd.Series:
-    """What `latent_parameter_correlation`'s best |rho| per parameter reaches by chance: the q-th percentile,
-    over n_perm random shuffles of the galaxies' parameter values, of the largest |rho| among the latent
-    dimensions. A parameter whose best |rho| exceeds it is tracked at the (100 - q)% level. Series by column."""
+    """What `latent_parameter_correlation`'s best `|rho|` per parameter reaches by chance: the q-th percentile,
+    over n_perm random shuffles of the galaxies' parameter values, of the largest `|rho|` among the latent
+    dimensions. A parameter whose best `|rho|` exceeds it is tracked at the (100 - q)% level. Series by column."""
     mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
     columns = parameter_columns(params, len(mu))  # the columns of latent_parameter_correlation's table
     z = unit_ranks(mu)  # (N, L)
@@ -73,9 +73,9 @@ def correlation_null(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed:
 
 
 def best_correlation_difference(mu_a, mu_b, params: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0):
-    """Per parameter: best |rho| of model a's latent means (N, La) minus model b's (N, Lb), codes of the same
+    """Per parameter: best `|rho|` of model a's latent means (N, La) minus model b's (N, Lb), codes of the same
     galaxies in the same order, with a 95% bootstrap interval over the galaxies. Each model's best dimension is
-    the one found on all galaxies (re-choosing it in each resample would inflate the best |rho| of unrelated
+    the one found on all galaxies (re-choosing it in each resample would inflate the best `|rho|` of unrelated
     dimensions: a resample holds fewer distinct galaxies). DataFrame (P, 3): "difference", "low", "high"."""
     mu_a, mu_b = (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m) for m in (mu_a, mu_b))
     if len(mu_a) != len(mu_b):
@@ -98,9 +98,9 @@ def best_correlation_difference(mu_a, mu_b, params: dict[str, np.ndarray], n_boo
 
 
 def latent_parameter_table(mu, params: dict[str, np.ndarray], n_perm: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Per true parameter: the latent dimension that tracks it best, its |rho|, the 95% null (`correlation_null`)
-    and "*" where |rho| is above the null; the galaxy's own properties first, then the observing conditions
-    (OBSERVING_CONDITIONS), each group by |rho|. Rounded to 2 decimals, so that a printed table repeats."""
+    """Per true parameter: the latent dimension that tracks it best, its `|rho|`, the 95% null (`correlation_null`)
+    and "*" where `|rho|` is above the null; the galaxy's own properties first, then the observing conditions
+    (OBSERVING_CONDITIONS), each group by `|rho|`. Rounded to 2 decimals, so that a printed table repeats."""
     rho = latent_parameter_correlation(mu, params).abs()
     null = correlation_null(mu, params, n_perm=n_perm, seed=seed)
     table = pd.DataFrame({"dim": rho.idxmax(axis=0), "|rho|": rho.max(axis=0), "null 95%": null})

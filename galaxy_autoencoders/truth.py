@@ -2,6 +2,7 @@
 
 A reconstruction is usually scored against the model's input. For the synthetic galaxies we also know the
 galaxy without its sky noise (`render_truth`), and that changes two readings:
+
 - the error against the truth can be lower than the input's own: a model that leaves the noise out (it cannot
   predict it) may be closer to the galaxy than the noisy picture it was given;
 - sharpness: high-frequency power counts sky noise as "detail", so a noisy copy of a galaxy scores sharper than

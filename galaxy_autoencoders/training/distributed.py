@@ -6,6 +6,7 @@ Start one process per GPU with torch's own launcher (`--nproc` calls it; `torchr
     galaxy-ae train --nproc 4 --data galaxies.h5 --bs 512 --out runs/ddp
 
 What each process does (see `data_parallel`):
+
 - `shard_dls` keeps on its device only its shard of the training galaxies (every world_size-th one, from its
   rank on), at a batch size of bs / world_size, so the N processes together make batches of `bs`;
 - fastai's `DistributedTrainer` wraps the model in torch's `DistributedDataParallel` through Accelerate, which

@@ -5,6 +5,7 @@
 - "ae" (plain autoencoder): recon only.
 - "elbo": beta = 1, lam = 0. Its MMD is still measured (for its column), not trained on.
 - "mmd" (the blog's MMD-VAE): beta = 0, lam = LAM (config.py). Its KL is measured, not trained on.
+
 Any other (beta, lam) is InfoVAE's general form; `losses.infovae_weights` turns InfoVAE's (alpha, lambda) into it.
 
 The terms themselves are the pure functions of `losses.py`. Each term's unweighted value for the latest batch

@@ -1,6 +1,7 @@
 """`TableRecorder`: fastai's `Recorder`, keeping each epoch's row and, on a GPU, the smoothed loss on the device.
 
 fastai's own Recorder does two things a small model on a GPU and a checkpoint need done differently:
+
 - it copies every batch's loss to the CPU for the smoothed loss (the progress bar's number). On a GPU each copy
   waits for the GPU to finish, and the CPU cannot queue the next batch meanwhile: `DeviceSmoothLoss` keeps the
   same exponential average on the device, and `after_fit` brings the curve to the host in one read;
