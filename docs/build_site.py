@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -179,13 +180,32 @@ def assemble_explorer(folder: Path, npm: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("explorer.js", "explorer.css"):
         shutil.copy2(EXPLORER / name, folder / name)
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=EXPLORER, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SiteError(f"`npm ci` in {EXPLORER} failed (is the computer offline?):\n{done.stderr.strip()}")
+    if installed_onnxruntime() != locked_onnxruntime():  # npm ci only when the lock asks for another version
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=EXPLORER, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SiteError(f"`npm ci` in {EXPLORER} failed (is the computer offline?):\n{done.stderr.strip()}")
     (folder / "ort").mkdir(exist_ok=True)
+    dist = EXPLORER / "node_modules" / "onnxruntime-web" / "dist"
     for name in ONNXRUNTIME:
-        shutil.copy2(EXPLORER / "node_modules" / "onnxruntime-web" / "dist" / name, folder / "ort" / name)
+        if not (dist / name).is_file():
+            raise SiteError(
+                f"onnxruntime-web {locked_onnxruntime()} has no {name} in {dist}: the page loads that file. Pin a "
+                "version that has it in docs/explorer/package.json (npm install --save-exact), or update ONNXRUNTIME."
+            )
+        shutil.copy2(dist / name, folder / "ort" / name)
     export_web(folder)
+
+
+def locked_onnxruntime() -> str:
+    """The onnxruntime-web version docs/explorer/package-lock.json pins."""
+    lock = json.loads((EXPLORER / "package-lock.json").read_text(encoding="utf-8"))
+    return lock["packages"]["node_modules/onnxruntime-web"]["version"]
+
+
+def installed_onnxruntime() -> str | None:
+    """The onnxruntime-web version in docs/explorer/node_modules, None when there is none."""
+    manifest = EXPLORER / "node_modules" / "onnxruntime-web" / "package.json"
+    return json.loads(manifest.read_text(encoding="utf-8"))["version"] if manifest.is_file() else None
 
 
 class _Page(HTMLParser):

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout: links to its file
 REPOSITORY = "https://github.com/galaxy-autoencoders/galaxy_autoencoders"  # as the notebooks' Colab badges
 
 project = "galaxy_autoencoders"
+author = "the galaxy_autoencoders contributors"
 html_title = "What do galaxies look like to a VAE?"
 root_doc = "README"  # the README is the landing page; build_site.py writes an index.html that leads to it
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.githubpages"]  # githubpages: .nojekyll

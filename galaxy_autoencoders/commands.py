@@ -298,6 +298,8 @@ def export_web(args) -> None:
     from .data import load_galaxies
     from .web import export_web as export
 
+    if args.n and not args.data:
+        raise ValueError("--n takes a subset of --data's galaxies; give --data too (e.g. --data synthetic --n 512).")
     galaxies = load_galaxies(args.data, n=args.n) if args.data else None
     written = export(args.out, {"elbo": args.elbo, "mmd": args.mmd}, galaxies=galaxies, sliders=args.sliders)
     size = sum(path.stat().st_size for path in written) / 1e6

@@ -73,16 +73,28 @@ def _float16_initializers(graph) -> None:
 
 
 def export_decoder(model: VAE, path: str | Path, name: str = "the model") -> Path:
-    """Write model's decoder to path (.onnx) and check it against torch with onnxruntime; returns path.
+    """Write model's decoder to path (.onnx), checked against torch (`decoder_onnx`); returns path."""
+    data = decoder_onnx(model, name)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def decoder_onnx(model: VAE, name: str = "the model") -> bytes:
+    """model's decoder as the bytes of an ONNX file, checked against torch with onnxruntime.
 
     Refuses (RuntimeError naming `name`) a decoder torch.onnx cannot export or whose file decodes other
-    pictures than torch does; nothing is written then."""
-    import onnx
-    import onnxruntime
+    pictures than torch does; ImportError, saying what to install, without the web extra's packages."""
+    try:
+        import onnx
+        import onnxruntime
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it; asked here so the error says so)
+    except ImportError as err:
+        raise ImportError(
+            f"Exporting a decoder needs {err.name}: pip install -e '.[web]' (onnx, onnxscript, onnxruntime)."
+        ) from err
 
     model = model.float().eval()
     latent = model.config.latent_size
-    quiet = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
+    quiet = [logging.getLogger(logger) for logger in ("onnx_ir", "onnxscript")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:  # the exporter's notes on its own passes, shown wherever an app logs at INFO (Sphinx)
         logger.setLevel(logging.WARNING)
@@ -117,7 +129,7 @@ def export_decoder(model: VAE, path: str | Path, name: str = "the model") -> Pat
             f"of 0-1, shapes {got.shape} and {expected.shape}); nothing was written. Report it with the model's "
             "config: the exporter mistranslated one of its layers."
         )
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return data
 
 
 def png_data_uri(image) -> str:
@@ -195,11 +207,9 @@ def export_web(
         galaxies = load_galaxies(profile.dataset, n=profile.n_images, seed=profile.seed)
     strip = strip_indices(galaxies)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    files = {f"{key}.onnx": decoder_onnx(model, name=str(models[key])) for key, model in loaded.items()}
     described = []
     for key, model in loaded.items():
-        written.append(export_decoder(model, folder / f"{key}.onnx", name=str(models[key])))
         source = str(models[key])
         described.append(
             {
@@ -226,5 +236,9 @@ def export_web(
         ],
         "models": described,
     }
-    written.append(atomic_write(folder / "explorer.json", lambda tmp: Path(tmp).write_text(json.dumps(page))))
-    return written
+    files["explorer.json"] = json.dumps(page).encode()
+    # Written only once every decoder passed its check, so a folder never mixes one export's files with another's.
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        atomic_write(folder / file, lambda tmp, data=data: Path(tmp).write_bytes(data)) for file, data in files.items()
+    ]

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,21 +22,31 @@ def pytest_collection_modifyitems(items):
 # -- the course site and a browser, shared by tests/test_site.py and tests/test_explorer_page.py ----------------
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser (see tests/test_browser.py)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(path: Path):
+    """A script of the repository (docs/build_site.py, a benchmark) as a module, to call its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
-def course_site(tmp_path_factory) -> Path:
+def build_site():
+    """docs/build_site.py as a module: its build, its link check."""
+    return _load(ROOT / "docs" / "build_site.py")
+
+
+@pytest.fixture(scope="session")
+def course_site(build_site, tmp_path_factory) -> Path:
     """The site `python docs/build_site.py` builds, once per test run, in a temporary folder; skips without npm,
     which the explorer's onnxruntime-web comes from (as the browser tests skip without Chromium)."""
-    import importlib.util
-
     if not shutil.which("npm"):
-        pytest.skip("the site's explorer needs onnxruntime-web from npm: install Node.js 20 with npm (nodejs.org)")
-
-    path = Path(__file__).resolve().parent.parent / "docs" / "build_site.py"
-    spec = importlib.util.spec_from_file_location("build_site", path)
-    build_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_site)
+        pytest.skip("the site's explorer needs onnxruntime-web from npm: install Node.js 18+ with npm (nodejs.org)")
     out = tmp_path_factory.mktemp("site") / "_site"
     assert build_site.main(["--out", str(out)]) == 0  # else its error is on stderr
     return out
@@ -52,23 +58,9 @@ def course_site_url(course_site):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(course_site)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = _load(ROOT / "benchmarks" / "web_explorer.py").serve(course_site, port)  # the benchmark's server
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base, timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"python -m http.server did not answer on {base}")
-                time.sleep(0.2)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -9,7 +9,6 @@ The explorer's onnxruntime-web comes from npm: without npm on PATH the tests tha
 tests/test_browser.py skips without Chromium.
 """
 
-import importlib.util
 import json
 import pkgutil
 import re
@@ -24,19 +23,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # sphinx-book-theme and MyST still read `.app` of Sphinx's transforms, which Sphinx 11 will remove: theirs to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications:PendingDeprecationWarning")
 EXTERNAL_ASSET = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"((?:https?:)?//[^\"]*)\"", re.IGNORECASE)
-
-
-def _load(path: Path):
-    """A script as a module, to call its functions."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def build_site():
-    return _load(ROOT / "docs" / "build_site.py")
 
 
 def _image_outputs(notebook: Path) -> int:

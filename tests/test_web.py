@@ -5,6 +5,7 @@ The page that runs these files is tested in a real browser by tests/test_explore
 
 import hashlib
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -103,6 +104,31 @@ def test_a_decoder_torch_cannot_export_is_refused_by_name(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_second_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, galaxies):
+    folder = tmp_path / "explorer"
+    folder.mkdir()
+    (folder / "elbo.onnx").write_bytes(b"the last export's")
+    calls, export = [], torch.onnx.export
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("an operator it has no translation for")
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", second_fails)
+    with pytest.raises(RuntimeError, match="could not export the decoder of pretrained:mmd"):
+        web.export_web(folder, galaxies=galaxies)
+    assert sorted(p.name for p in folder.iterdir()) == ["elbo.onnx"]
+    assert (folder / "elbo.onnx").read_bytes() == b"the last export's"
+
+
+def test_without_the_web_extra_it_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"needs onnxscript: pip install -e '\.\[web\]'"):
+        web.decoder_onnx(pretrained.load("elbo"))
+
+
 def test_a_file_that_draws_other_pictures_is_refused(tmp_path, monkeypatch):
     real = web.decode
     monkeypatch.setattr(web, "decode", lambda model, z: real(model, z) + 0.01)  # torch and the file now disagree
@@ -135,3 +161,5 @@ def test_command_line_refusals_are_one_line_errors(tmp_path, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["export-web", str(tmp_path / "y"), "--elbo", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
+    assert main(["export-web", str(tmp_path / "z"), "--n", "10"]) == 1
+    assert "--n takes a subset of --data's galaxies" in capsys.readouterr().err

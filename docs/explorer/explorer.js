@@ -47,6 +47,11 @@ function normals(seed) {
   });
 }
 
+// A slider's position as people read it: "+1.5σ", "−0.3σ".
+function sigmaText(value) {
+  return `${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(1)}σ`;
+}
+
 function ordinal(n) {
   const suffix = n % 10 === 1 && n !== 11 ? "st" : n % 10 === 2 && n !== 12 ? "nd" : n % 10 === 3 && n !== 13 ? "rd" : "th";
   return `${n}${suffix}`;
@@ -58,7 +63,10 @@ class Model {
     Object.assign(this, spec); // key, label, latent_size, img_size, mean, std, kl, order, strip_codes
     this.session = session;
     this.start = Float32Array.from(spec.mean);
-    this.canvas = element("canvas", { width: spec.img_size, height: spec.img_size, "data-model": spec.key });
+    this.canvas = element("canvas", {
+      width: spec.img_size, height: spec.img_size, "data-model": spec.key, role: "img",
+      "aria-label": `the galaxy the ${spec.label} decodes from its code`,
+    });
     this.bars = element("canvas", { class: "ge-bars", width: 240, height: 48 });
     this.caption = element("figcaption", { class: "ge-source" });
     this.figure = element(
@@ -156,7 +164,8 @@ async function redraw() {
 function setSliders(value) {
   for (const slider of sliders) {
     slider.input.value = value;
-    slider.output.value = `${Number(value) >= 0 ? "+" : "−"}${Math.abs(Number(value)).toFixed(1)}σ`;
+    slider.output.value = sigmaText(Number(value));
+    slider.input.setAttribute("aria-valuetext", slider.output.value);
   }
 }
 
@@ -197,14 +206,13 @@ function build(page) {
   const list = element("div", { class: "ge-sliders" });
   for (let j = 0; j < sliderCount; j++) {
     const dims = models.map((m) => element("span", { class: `ge-dim ge-${m.key}` }, `${m.label.split("-")[0]} z${m.order[j]}`));
-    const input = element("input", {
-      type: "range", min: -N_SIGMA, max: N_SIGMA, step: 0.1, value: 0,
-      "aria-label": `${ordinal(j + 1)} most informative dimension of each model, sigma from the start`,
-    });
+    // The label around it names the slider ("1st ELBO z13 MMD z5"); aria-valuetext reads its value in sigma.
+    const input = element("input", { type: "range", min: -N_SIGMA, max: N_SIGMA, step: 0.1, value: 0, "aria-valuetext": "+0.0σ" });
     const output = element("output", {}, "+0.0σ");
     input.addEventListener("input", (event) => {
       inputTime = inputTime ?? event.timeStamp;
-      output.value = `${Number(input.value) >= 0 ? "+" : "−"}${Math.abs(Number(input.value)).toFixed(1)}σ`;
+      output.value = sigmaText(Number(input.value));
+      input.setAttribute("aria-valuetext", output.value);
       redraw();
     });
     list.append(element("label", { class: "ge-slider" }, element("span", { class: "ge-rank" }, ordinal(j + 1), ...dims), input, output));
@@ -215,7 +223,7 @@ function build(page) {
     const button = element(
       "button",
       { type: "button", class: "ge-galaxy", "aria-pressed": "false", title: galaxy.label },
-      element("img", { src: galaxy.png, alt: galaxy.label, width: 69, height: 69 }),
+      element("img", { src: galaxy.png, alt: "", width: 69, height: 69 }), // the label below names it
       element("span", {}, galaxy.label),
     );
     const codes = Object.fromEntries(models.map((m) => [m.key, m.strip_codes[i]]));
@@ -242,7 +250,9 @@ async function main() {
   if (page.format !== FORMAT) throw new Error(`explorer.json has format ${page.format}; this page reads ${FORMAT}: export again`);
   models = await Promise.all(
     page.models.map(async (spec) => {
-      const bytes = await (await fetch(new URL(spec.file, here))).arrayBuffer();
+      const file = await fetch(new URL(spec.file, here));
+      if (!file.ok) throw new Error(`${spec.file}: HTTP ${file.status}; run galaxy-ae export-web into this folder`);
+      const bytes = await file.arrayBuffer();
       const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
       return new Model(spec, session);
     }),
