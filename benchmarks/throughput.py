@@ -17,7 +17,10 @@ uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same
 4. datablock: fastai's default image pipeline, `DataBlock(ImageBlock)` with items through PIL and
               `batch_tfms=Dihedral`, trained by the same `vae_learner`;
 5. fastai-adam (only when `--paths` names it): the package's path with fastai's own Adam, the optimiser
-              `vae_learner` used on a GPU before it took `torch_adamw(fused=True)` (the same on a CPU).
+              `vae_learner` used on a GPU before it took `torch_adamw(fused=True)` (the same on a CPU);
+6. captured (only when `--paths` names it): the package's path with `vae_learner(capture=True)`, each training
+              step (forward, loss, backward, AdamW) as one `training.CapturedStep`: one CUDA graph on CUDA,
+              the same step run eagerly on a CPU.
 
 Each path is set up and trains one warm-up epoch, one path after another (its memory is measured then). The
 `--repeats` timed epochs follow in rounds: each round times one epoch of every path, each round starting with
@@ -64,7 +67,7 @@ from galaxy_autoencoders.models import ModelConfig, build_model, count_parameter
 from galaxy_autoencoders.training import torch_adamw, vae_learner
 
 PATHS = ("package", "eager", "plain", "per-item", "datablock")
-OPTIONAL_PATHS = ("fastai-adam",)
+OPTIONAL_PATHS = ("fastai-adam", "captured")
 GALAXY10_SDSS_SIZE = 21_785
 EPOCHS_TO_RESULT = 50  # the blog's run
 
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
         "per-item": lambda: _per_item(images, train_idx, bs, config, device, args.workers),
         "datablock": lambda: _datablock(images, valid_idx, bs, config, device, args.workers),
         "fastai-adam": lambda: _package(images, labels, bs, config, device, opt_func=Adam),
+        "captured": lambda: _package(images, labels, bs, config, device, capture=True),
     }
     gc.collect()
     base_mb = _tree_memory_mb(os.getpid())
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     _print_table(results, ratios)
     summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device)}
     if args.profile:
-        profiled = [name for name in ("package", "plain", "fastai-adam") if name in runs]
+        profiled = [name for name in ("package", "plain", "fastai-adam", "captured") if name in runs]
         summary["profile"] = {name: _profile(runs[name], name, device) for name in profiled}
     if args.json:  # now, and again with the time to a result, which takes longest
         Path(args.json).write_text(json.dumps(summary, indent=2))
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         gc.collect()
         summary["to_result"] = {
             name: _to_result(images, labels, bs, config, device, profile, args.to_result, name)
-            for name in ("package", "eager")
+            for name in ("package", "eager", "captured")
             if name in paths
         }
         if args.json:
@@ -243,10 +247,11 @@ class _LearnerRun:
         return float(self.learn.recorder.losses[-1])
 
 
-def _package(images, labels, bs, config, device, opt_func=None, compile=None) -> _LearnerRun:
+def _package(images, labels, bs, config, device, opt_func=None, compile=None, capture=False) -> _LearnerRun:
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    return _LearnerRun(vae_learner(dls, objective="mmd", config=config, opt_func=opt_func, compile=compile))
+    learn = vae_learner(dls, objective="mmd", config=config, opt_func=opt_func, compile=compile, capture=capture)
+    return _LearnerRun(learn)
 
 
 def _train_step(model, opt, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
@@ -394,12 +399,14 @@ def _datablock(images, valid_idx, bs, config, device, workers) -> _LearnerRun:
 
 
 def _to_result(images, labels, bs, config, device, profile, epochs: int, name: str = "package") -> dict:
-    """The package's path (or "eager": without compiling) end to end: `epochs` epochs of fit_one_cycle from fresh
-    weights (validation and progress bar included), as `galaxy-ae train` runs them; wall time from the first batch
-    to the last, so the compile time of the package's path on CUDA is inside it."""
+    """The package's path (or "eager": without compiling; "captured": capture=True) end to end: `epochs` epochs of
+    fit_one_cycle from fresh weights (validation and progress bar included), as `galaxy-ae train` runs them; wall
+    time from the first batch to the last, so the compile (or recording) time on CUDA is inside it."""
     dls = galaxy_dls(images, labels, bs=bs, device=device)
     torch.manual_seed(0)
-    learn = vae_learner(dls, objective="mmd", config=config, compile=False if name == "eager" else None)
+    learn = vae_learner(
+        dls, objective="mmd", config=config, compile=False if name == "eager" else None, capture=name == "captured"
+    )
     _sync(device)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):

@@ -11,7 +11,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import fastai.callback.progress  # noqa: F401  (registers ProgressCallback: progress bars and the results table)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and Learner.lr_find)
-    from fastai.callback.core import Callback, CancelFitException
+    from fastai.callback.core import Callback, CancelBatchException, CancelFitException
     from fastai.callback.progress import CSVLogger, ProgressCallback
     from fastai.data.core import DataLoaders
     from fastai.learner import AvgSmoothLoss, Learner, Metric, Recorder
@@ -21,6 +21,7 @@ __all__ = [
     "AvgSmoothLoss",
     "CSVLogger",
     "Callback",
+    "CancelBatchException",
     "CancelFitException",
     "DataLoaders",
     "Learner",

@@ -19,7 +19,7 @@ from galaxy_autoencoders import evidence
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = ROOT / "benchmarks" / "throughput.py"
-PATHS = ["package", "eager", "plain", "per-item", "datablock", "fastai-adam"]  # the default five, the optional one
+PATHS = ["package", "eager", "plain", "per-item", "datablock", "fastai-adam", "captured"]  # default five, optional two
 
 
 def _load(path: Path):
@@ -66,7 +66,7 @@ def test_paths_take_turns_so_a_slow_spell_hits_them_all(throughput):
 def test_profile_and_time_to_result_are_reported(throughput):
     summary, stdout = throughput
     # --profile: one epoch of these paths under torch.profiler, the host's costliest operations.
-    assert list(summary["profile"]) == ["package", "plain", "fastai-adam"]  # eager is package's twin on a CPU
+    assert list(summary["profile"]) == ["package", "plain", "fastai-adam", "captured"]  # eager: package's twin on a CPU
     for name, profiled in summary["profile"].items():
         assert profiled["wall_seconds"] > 0 and profiled["device_busy_seconds"] is None, name  # no GPU here
         assert f"Profile of one {name} epoch" in stdout
@@ -75,14 +75,17 @@ def test_profile_and_time_to_result_are_reported(throughput):
     assert "aten::convolution_backward" in stdout  # the table lists the operations
     assert "function calls" in stdout and "tottime" in stdout  # and cProfile's table, the Python functions
     # --to-result 2: fit_one_cycle(2) from fresh weights, timed whole, with both final losses.
-    assert list(summary["to_result"]) == ["package", "eager"]
+    assert list(summary["to_result"]) == ["package", "eager", "captured"]
     for name, result in summary["to_result"].items():
         assert result["epochs"] == 2 and result["seconds"] > 0
         assert math.isfinite(result["final_train_loss"]) and math.isfinite(result["final_valid_loss"])
         assert result["final_train_loss"] != result["final_valid_loss"]  # two columns, not one read twice
         assert f"To a result: 2 epochs of the {name} path over 288 galaxies" in stdout
-    # On a CPU the package does not compile (CompileModel is CUDA's default), so both are the same run.
+    # On a CPU the package does not compile (CompileModel is CUDA's default), so both are the same run; the
+    # captured step trains the same model (tests/test_capture.py checks how closely).
     assert summary["to_result"]["package"]["final_valid_loss"] == summary["to_result"]["eager"]["final_valid_loss"]
+    captured = summary["to_result"]["captured"]["final_valid_loss"]
+    assert captured == pytest.approx(summary["to_result"]["package"]["final_valid_loss"], rel=0.05)
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():

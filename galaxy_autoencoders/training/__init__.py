@@ -1,6 +1,6 @@
 """Training, in the order a reader meets it: the objective (`objective`), the callbacks (`callbacks`), the
 learner that puts them together (`learner`), its table (`recorder`), and what makes it fast on a GPU (`speed`,
-`compile`) or on several (`distributed`).
+`compile`, `capture`) or on several (`distributed`).
 
     from galaxy_autoencoders.training import vae_learner
     learn = vae_learner(dls, objective="mmd")
@@ -8,6 +8,7 @@ learner that puts them together (`learner`), its table (`recorder`), and what ma
 """
 
 from .callbacks import ClassAwareCallback, EpochCheckpoint, KLWarmup, NaNGuard, PerceptualCallback
+from .capture import CapturedStep
 from .compile import CompileModel
 from .learner import (
     fit_profile,
@@ -26,6 +27,7 @@ __all__ = [
     "HOST_SYNC_EVERY",
     "OBJECTIVES",
     "CPUBFloat16",
+    "CapturedStep",
     "ClassAwareCallback",
     "CompileModel",
     "EpochCheckpoint",

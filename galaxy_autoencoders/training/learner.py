@@ -56,6 +56,7 @@ def vae_learner(
     perceptual_pretrained: bool = True,
     nan_guard: bool = True,
     compile: bool | None = None,
+    capture: bool = False,
     cbs=None,
     **kwargs,
 ) -> Learner:
@@ -64,8 +65,8 @@ def vae_learner(
     elbo: recon + beta * KL (beta defaults to config.BETA). mmd: recon + lam * MMD(mu, prior) (lam defaults to
     config.LAM; + beta * KL if you give a beta > 0, InfoVAE's general form). ae: recon only. kl_warmup: fraction
     of the first fit over which the KL weight ramps from 0 (0: no warm-up). config: model sizes (its kind is set
-    from the objective); latent_size, when given, overrides config.latent_size. compile: see `speed_up`, which
-    adds the GPU speed-ups (and, on CUDA, fused AdamW unless you pass an opt_func).
+    from the objective); latent_size, when given, overrides config.latent_size. compile, capture: see `speed_up`,
+    which adds the GPU speed-ups (and, on CUDA, fused AdamW unless you pass an opt_func).
     """
     loss_func = Objective(objective, beta=None if objective == "ae" else beta, lam=lam, kernel=kernel)
     if objective == "ae" and (class_weight or kl_warmup or beta):
@@ -92,7 +93,7 @@ def vae_learner(
         "class_weight": class_weight,
         "perceptual_weight": perceptual_weight,
     }
-    return speed_up(learn, compile=compile, opt_func_given=opt_func is not None)
+    return speed_up(learn, compile=compile, opt_func_given=opt_func is not None, capture=capture)
 
 
 def _fresh_model(dls, objective: str, config: ModelConfig | None, latent_size: int | None, class_weight: float):

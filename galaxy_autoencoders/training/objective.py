@@ -84,8 +84,11 @@ class Objective:
         self.parts.update(recon=rec.detach(), kl=kl.detach(), mmd=distance.detach())
         loss = rec
         kl_weight = self.beta * self.warmup
-        # Skip rather than multiply by 0: an MMD-VAE's KL may be inf, and 0 * inf is NaN.
-        if kl_weight:
+        # Skip rather than multiply by 0: an MMD-VAE's KL may be inf, and 0 * inf is NaN. A tensor warm-up
+        # (`CapturedStep`'s, on the device) is not looked at: that would wait for the GPU, and a recorded step
+        # cannot branch on it.
+        weighted = bool(self.beta) if isinstance(kl_weight, torch.Tensor) else bool(kl_weight)
+        if weighted:
             loss = loss + kl_weight * kl
         if self.lam:
             loss = loss + self.lam * distance

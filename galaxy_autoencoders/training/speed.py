@@ -5,7 +5,8 @@ GPU, and the CPU must run ahead, queueing the next batch, for the GPU to stay bu
 back more often than every HOST_SYNC_EVERY batches (`GPUFriendlyProgress`, `NaNGuard`, `TableRecorder`), the
 optimiser steps every weight in one kernel (`torch_adamw(fused=True)`), and bf16 autocast and channels_last
 are on (`cuda_speedups`). On a CPU nothing changes: reads are free there. `CPUBFloat16` is bf16 for CPUs that
-have it. `compile.py` holds the other half: the model's forward compiled into CUDA graphs.
+have it. `compile.py` holds the other half: the model's forward compiled into CUDA graphs; `capture.py` the
+whole training step as one graph, when asked for.
 
 `speed_up` applies all of them to a learner: the one place `vae_learner` calls, which a reader of the teaching
 path can skip.
@@ -19,6 +20,7 @@ import torch
 
 from .._fastai import Callback, Learner, ProgressCallback
 from ..config import cpu_info, world_size
+from .capture import CapturedStep
 from .compile import CompileModel
 
 # On a GPU, how many batches may pass between reads of a value back to the host (each read waits for the GPU).
@@ -93,14 +95,15 @@ def cuda_speedups(dls) -> list[Callback]:
     return [MixedPrecision(amp_mode="bf16"), ChannelsLast()]
 
 
-def torch_adamw(params, lr: float = 1e-3, fused: bool = False):
+def torch_adamw(params, lr: float = 1e-3, fused: bool = False, foreach: bool | None = None):
     """fastai's default optimiser (Adam: betas 0.9/0.99, eps 1e-5, decoupled weight decay 0.01, none on biases
     and norm layers), run by PyTorch's AdamW: an `opt_func` for any fastai Learner.
 
     fastai's own Adam steps each weight tensor in Python, about ten small kernels per tensor and batch: on a
     GPU, a small model's step then costs more host time than its backward pass. fused=True (CUDA only) updates
     every tensor in one kernel. The weights follow the same arithmetic as fastai's Adam (a test checks it);
-    fit_one_cycle's momentum schedule moves AdamW's first beta, as it moves Adam's `mom`.
+    fit_one_cycle's momentum schedule moves AdamW's first beta, as it moves Adam's `mom`. foreach: torch's
+    choice by default; False steps tensor by tensor, which takes the lr as a tensor on a CPU (`CapturedStep`).
     """
     from fastai.optimizer import OptimWrapper
 
@@ -111,28 +114,42 @@ def torch_adamw(params, lr: float = 1e-3, fused: bool = False):
         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
-    adamw = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=fused or None)
+    adamw = torch.optim.AdamW(
+        groups, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=fused or None, foreach=foreach
+    )
     return OptimWrapper(opt=adamw)
 
 
-def default_opt_func(device):
-    """fused AdamW on a CUDA device; None (fastai's Adam, as before) elsewhere, where the step costs little."""
-    if device is not None and torch.device(device).type == "cuda":
+def default_opt_func(device, capture: bool = False):
+    """fused AdamW on a CUDA device; None (fastai's Adam, as before) elsewhere, where the step costs little. With
+    capture, an AdamW that takes its schedule as tensors there too: tensor by tensor on a CPU."""
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    if on_cuda:
         return partial(torch_adamw, fused=True)
-    return None
+    return partial(torch_adamw, foreach=False) if capture else None
 
 
-def speed_up(learn: Learner, compile: bool | None = None, opt_func_given: bool = False) -> Learner:
+def speed_up(
+    learn: Learner, compile: bool | None = None, opt_func_given: bool = False, capture: bool = False
+) -> Learner:
     """learn with the speed-ups of its device: on CUDA, bf16 autocast and channels_last, fused AdamW (unless the
     caller gave an opt_func) and `CompileModel` (compile=None: on CUDA in one process; True: anywhere); a bar
-    that reads the loss back every HOST_SYNC_EVERY batches on a GPU. On a CPU the arithmetic is fastai's own."""
+    that reads the loss back every HOST_SYNC_EVERY batches on a GPU. On a CPU the arithmetic is fastai's own.
+    capture=True: each training step as one `CapturedStep` (a CUDA graph on CUDA) instead of CompileModel."""
     device = getattr(learn.dls, "device", None)
     learn.add_cbs(cuda_speedups(learn.dls))
     on_cuda = torch.device(device or "cpu").type == "cuda"
+    if capture:
+        if compile or world_size() > 1:
+            raise ValueError(
+                "capture=True records the whole step itself: it replaces compile=True, and is not made for "
+                "data-parallel training (--nproc). Leave compile out, or train with capture=False."
+            )
+        learn.add_cb(CapturedStep())
     # Not under data-parallel training by default: compiled CUDA graphs inside DDP have not been measured.
-    if compile or (compile is None and on_cuda and world_size() == 1):
+    elif compile or (compile is None and on_cuda and world_size() == 1):
         learn.add_cb(CompileModel())
-    if not opt_func_given and (opt_func := default_opt_func(device)) is not None:
+    if not opt_func_given and (opt_func := default_opt_func(device, capture)) is not None:
         learn.opt_func = opt_func  # used when fit creates the optimiser
     if any(isinstance(cb, ProgressCallback) for cb in learn.cbs):  # fastai's default bar, unless turned off
         learn.remove_cb(ProgressCallback).add_cb(GPUFriendlyProgress())

@@ -1,0 +1,202 @@
+"""`CapturedStep` (the whole training step as one call; a CUDA graph on CUDA): on a CPU, the same step runs eagerly
+with its schedule fed as tensors, so these tests check on any machine that it trains as fastai's own loop does,
+that fastai's schedule, warm-up and NaN guard still act, and that what it cannot record is refused by name.
+What it gains on a GPU is for benchmarks/throughput.py (--paths package,captured) to measure."""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from galaxy_autoencoders._fastai import Callback
+from galaxy_autoencoders.dataloaders import galaxy_dls
+from galaxy_autoencoders.models import ModelConfig
+from galaxy_autoencoders.training import CapturedStep, CompileModel, Objective, torch_adamw, vae_learner
+
+CONFIG = ModelConfig(widths=(8, 16, 32, 64), latent_size=8)
+IMAGES = np.random.default_rng(0).integers(0, 256, (256, 69, 69, 3), dtype=np.uint8)
+LABELS = np.arange(256) % 10
+
+
+def _learner(capture: bool, objective: str = "mmd", **options):
+    dls = galaxy_dls(IMAGES, LABELS, bs=32, device="cpu", seed=1)
+    torch.manual_seed(0)
+    # The same optimiser both ways (AdamW, tensor by tensor): only the schedule's way in differs.
+    opt = {"capture": True} if capture else {"opt_func": partial(torch_adamw, foreach=False)}
+    return vae_learner(dls, objective=objective, config=CONFIG, **opt, **options)
+
+
+def _fit(learn, epochs: int = 1, lr: float = 2e-3):
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr)
+    return learn
+
+
+@pytest.mark.parametrize(("objective", "warmup"), [("elbo", 0.5), ("mmd", 0.0)])
+def test_the_captured_step_trains_as_fastais_loop_within_a_thousandth(objective, warmup):
+    eager = _fit(_learner(False, objective, kl_warmup=warmup))
+    captured = _fit(_learner(True, objective, kl_warmup=warmup))
+    step = next(cb for cb in captured.cbs if isinstance(cb, CapturedStep))
+    assert step.batches == len(captured.dls.train) and step.replayed == 0  # every batch stepped; no graph on a CPU
+    # Only rounding differs: AdamW reads lr and beta1 as float32 tensors instead of Python floats.
+    for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
+        assert captured.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), (
+            column
+        )
+    # fit_one_cycle's schedule reached every batch, and fastai reads plain numbers again afterwards.
+    assert captured.recorder.lrs == pytest.approx(eager.recorder.lrs) and len(set(captured.recorder.lrs)) > 4
+    assert isinstance(captured.opt.hypers[0]["lr"], float) and isinstance(captured.opt.hypers[0]["mom"], float)
+    assert isinstance(captured.loss_func.warmup, float)
+
+
+def test_the_step_reads_the_schedule_from_the_tensors_a_cuda_graph_would_replay(monkeypatch):
+    learn = _learner(True, "elbo", kl_warmup=0.5)
+    step = next(cb for cb in learn.cbs if isinstance(cb, CapturedStep))
+    seen, call = [], Objective.__call__
+
+    def recording(objective, *args):
+        if torch.is_grad_enabled():  # a training step
+            group = step.adamw.param_groups[0]
+            seen.append(
+                (objective.warmup is step.kl_weight, group["lr"] is step.lrs[0], group["betas"][0] is step.beta1s[0])
+            )
+        return call(objective, *args)
+
+    monkeypatch.setattr(Objective, "__call__", recording)
+    _fit(learn)
+    assert seen and all(all(flags) for flags in seen)  # not the Python numbers, which a recorded graph bakes in
+    assert float(step.kl_weight) == pytest.approx(learn.loss_func.warmup)
+
+
+def test_a_tensor_warmup_never_multiplies_an_infinite_kl_by_zero():
+    objective = Objective("mmd")
+    objective.warmup = torch.tensor(0.0)
+    x = torch.rand(4, 3, 69, 69)
+    mu, logvar = torch.zeros(4, 8), torch.full((4, 8), 200.0)  # a KL of inf: exp(200) overflows float32
+    loss = objective((x, mu, logvar), x)
+    assert torch.isfinite(loss) and not torch.isfinite(objective.parts["kl"])
+
+
+class PoisonBeforeStep(Callback):
+    """Test helper: NaN into one decoder weight before training batch `at`'s step, as a diverging step would."""
+
+    order = 30  # before CapturedStep (65) runs the step
+
+    def __init__(self, at: int):
+        self.at, self.seen = at, 0
+
+    def before_batch(self):
+        if self.training and self.seen == self.at:
+            with torch.no_grad():
+                self.learn.model.decoder.fc.weight[0, 0] = float("nan")
+
+    def after_batch(self):
+        if self.training:
+            self.seen += 1
+
+
+def test_the_nan_guard_still_stops_a_captured_fit_and_restores_the_weights():
+    learn = _learner(True, "elbo")
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning, match="epoch 0, batch 3"):
+        learn.fit(2, lr=1e-3, cbs=[PoisonBeforeStep(at=3)])
+    assert learn.nan_guard.tripped
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+class ClipsGradients(Callback):
+    def before_step(self):
+        torch.nn.utils.clip_grad_norm_(self.learn.model.parameters(), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"objective": "elbo", "class_weight": 1.0}, "ClassAwareCallback"),
+        ({"cbs": [ClipsGradients()]}, "ClipsGradients"),
+    ],
+    ids=["extra-term", "hook-inside-the-step"],
+)
+def test_what_a_recorded_step_would_leave_out_is_refused_by_name(options, named):
+    learn = _learner(True, **options)
+    with pytest.raises(ValueError, match=rf"{named} would change the step.*capture=False"):
+        _fit(learn)
+
+
+def test_another_optimiser_or_compile_is_refused():
+    from fastai.optimizer import Adam
+
+    learn = _learner(True, opt_func=Adam)
+    with pytest.raises(ValueError, match="this learner's optimiser is Optimizer.*capture=True"):
+        _fit(learn)
+    with pytest.raises(ValueError, match="replaces compile=True"):
+        _learner(True, compile=True)
+
+
+def test_capture_is_off_unless_asked_for_and_lr_find_runs_fastais_loop():
+    learn = _learner(False)
+    assert not any(isinstance(cb, CapturedStep) for cb in learn.cbs)
+    learn = _learner(True)
+    assert not any(isinstance(cb, CompileModel) for cb in learn.cbs)
+    with learn.no_bar(), learn.no_logging():
+        learn.lr_find(num_it=8, show_plot=False)
+    assert next(cb for cb in learn.cbs if isinstance(cb, CapturedStep)).active is False
+
+
+class FakeGraph:
+    """A stand-in for torch.cuda.CUDAGraph on a CPU, to run CapturedStep's CUDA path: recording runs the step's
+    Python once and undoes it (a real recording runs nothing); replay runs it again on the step's static batch,
+    with the gradients written, not added to, as a replayed backward pass does."""
+
+    def __init__(self, step: CapturedStep):
+        self.step = step
+
+    def replay(self):
+        self.step.adamw.zero_grad(set_to_none=False)
+        self.step.static_pred, self.step.static_loss = self.step.step(
+            self.step.static_xb, self.step.static_yb, recording=True
+        )
+
+
+class FakeRecording:
+    def __init__(self, graph: FakeGraph):
+        self.step = graph.step
+
+    def __enter__(self):
+        learn = self.step.learn
+        self.weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
+        self.state = {p: {k: v.clone() for k, v in s.items()} for p, s in self.step.adamw.state.items()}
+        self.rng = torch.get_rng_state()
+
+    def __exit__(self, *exc):
+        self.step.learn.model.load_state_dict(self.weights)
+        for p, s in self.state.items():
+            self.step.adamw.state[p].update(s)
+        torch.set_rng_state(self.rng)
+
+
+def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_batch(monkeypatch):
+    """CapturedStep's CUDA branch, run on a CPU with torch.cuda's stream and graph calls stood in for."""
+    eager = _fit(_learner(False, "elbo", kl_warmup=0.5))
+    learn = _learner(True, "elbo", kl_warmup=0.5)
+    step = next(cb for cb in learn.cbs if isinstance(cb, CapturedStep))
+    stream = type("Stream", (), {"wait_stream": lambda self, other: None})
+    monkeypatch.setattr(torch.cuda, "Stream", stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: FakeGraph(step))
+    monkeypatch.setattr(torch.cuda, "graph", FakeRecording)
+    original = CapturedStep.before_fit
+
+    def on_cuda(self):
+        original(self)
+        self.on_cuda = True
+
+    monkeypatch.setattr(CapturedStep, "before_fit", on_cuda)
+    _fit(learn)
+    assert step.batches == len(learn.dls.train) and step.replayed == step.batches - step.warmup
+    for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
+        assert learn.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), column
