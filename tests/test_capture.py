@@ -16,6 +16,7 @@ from galaxy_autoencoders._fastai import Callback
 from galaxy_autoencoders.dataloaders import galaxy_dls
 from galaxy_autoencoders.models import ModelConfig
 from galaxy_autoencoders.training import CapturedStep, CompileModel, Objective, torch_adamw, vae_learner
+from galaxy_autoencoders.training.speed import default_opt_func
 
 CONFIG = ModelConfig(widths=(8, 16, 32, 64), latent_size=8)
 IMAGES = np.random.default_rng(0).integers(0, 256, (256, 69, 69, 3), dtype=np.uint8)
@@ -72,9 +73,10 @@ def test_the_step_reads_the_schedule_from_the_tensors_a_cuda_graph_would_replay(
     assert float(step.kl_weight) == pytest.approx(learn.loss_func.warmup)
 
 
-def test_a_tensor_warmup_never_multiplies_an_infinite_kl_by_zero():
-    objective = Objective("mmd")
-    objective.warmup = torch.tensor(0.0)
+@pytest.mark.parametrize("kind", ["elbo", "mmd"])
+def test_a_tensor_warmup_of_zero_keeps_an_infinite_kl_out_of_the_loss(kind):
+    objective = Objective(kind)
+    objective.warmup = torch.tensor(0.0)  # the warm-up's first step, as CapturedStep feeds it
     x = torch.rand(4, 3, 69, 69)
     mu, logvar = torch.zeros(4, 8), torch.full((4, 8), 200.0)  # a KL of inf: exp(200) overflows float32
     loss = objective((x, mu, logvar), x)
@@ -84,7 +86,7 @@ def test_a_tensor_warmup_never_multiplies_an_infinite_kl_by_zero():
 class PoisonBeforeStep(Callback):
     """Test helper: NaN into one decoder weight before training batch `at`'s step, as a diverging step would."""
 
-    order = 30  # before CapturedStep (65) runs the step
+    order = 30  # before CapturedStep (99) runs the step
 
     def __init__(self, at: int):
         self.at, self.seen = at, 0
@@ -126,12 +128,30 @@ def test_what_a_recorded_step_would_leave_out_is_refused_by_name(options, named)
         _fit(learn)
 
 
+class ChangesTheLoss(Callback):
+    def after_loss(self):
+        self.learn.loss_grad = self.learn.loss_grad * 2
+
+
+def test_a_loss_changed_after_the_step_is_refused():
+    learn = _learner(True, cbs=[ChangesTheLoss()])
+    with pytest.raises(ValueError, match="changed the loss in after_loss.*capture=False"):
+        _fit(learn)
+
+
 def test_another_optimiser_or_compile_is_refused():
     from fastai.optimizer import Adam
 
     learn = _learner(True, opt_func=Adam)
     with pytest.raises(ValueError, match="this learner's optimiser is Optimizer.*capture=True"):
         _fit(learn)
+    # Fused and multi-tensor AdamW read beta1 back to the host (torch/optim/adam.py): a recording forbids that.
+    for implementation in ({"fused": True}, {"foreach": True}):
+        learn = _learner(True, opt_func=partial(torch_adamw, **implementation))
+        with pytest.raises(ValueError, match=r"AdamW \(fused or multi-tensor\)"):
+            _fit(learn)
+    assert default_opt_func("cuda", capture=True).keywords == {"foreach": False}
+    assert default_opt_func("cuda").keywords == {"fused": True}  # without capture: as before
     with pytest.raises(ValueError, match="replaces compile=True"):
         _learner(True, compile=True)
 
@@ -167,6 +187,8 @@ class FakeRecording:
 
     def __enter__(self):
         learn = self.step.learn
+        # What a real recording needs: no gradients yet, so the recorded backward pass writes them.
+        assert all(p.grad is None for p in learn.model.parameters())
         self.weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
         self.state = {p: {k: v.clone() for k, v in s.items()} for p, s in self.step.adamw.state.items()}
         self.rng = torch.get_rng_state()

@@ -130,8 +130,12 @@ class NaNGuard(Callback):
         return "nan_guard"  # so learn.nan_guard finds it (fastai's automatic name would be "na_n_guard")
 
     def _snapshot(self):
-        self.good_state = {k: v.detach().to("cpu", copy=True) for k, v in self.learn.model.state_dict().items()}
-        self.good_at = (getattr(self, "epoch", 0), getattr(self, "iter", 0))
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.learn.model.state_dict().items()}
+        # Under `CapturedStep` the optimiser steps before after_loss fires: a copy is kept only if it is finite.
+        finite = all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+        if finite or getattr(self, "good_state", None) is None:
+            self.good_state = state
+            self.good_at = (getattr(self, "epoch", 0), getattr(self, "iter", 0))
 
     def before_fit(self):
         # lr_find raises the learning rate until the loss explodes, on purpose, and restores the weights itself.

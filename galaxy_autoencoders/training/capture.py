@@ -4,22 +4,26 @@ Why: with `CompileModel` a small model's forward and backward passes run as CUDA
 for most of an epoch: the loss terms run eagerly, the optimiser steps from Python, and fastai's per-batch Python
 launches about 100 small kernels (docs/performance.md). On CUDA this callback records one training step, the
 model's forward, every term of `Objective`, the backward pass and AdamW's step, as one CUDA graph, and replays
-it for each batch: one launch from the host.
+it for each batch: one graph launch instead of hundreds of kernels, beside a few small copies (the batch, the
+schedule) and the events fastai fires.
 
 A recorded graph replays the same kernels on the same memory, so what changes from batch to batch goes in as
 tensors the graph reads: the batch (copied into the graph's input), the learning rate and momentum that
 `fit_one_cycle` schedules (AdamW's lr and first beta, as 0-d tensors) and the KL warm-up's weight. fastai still
-runs the fit: the `before_batch` of the callbacks before this one (the schedule, the warm-up, autocast) runs as
-always; the step then takes the place of fastai's own forward, loss, backward and step, fires `after_pred` and
-`after_loss` as fastai would (the NaN guard and autocast hook them) and goes on to `after_batch` (the table, the
-bar). Validation runs as without it.
+runs the fit: every other callback's `before_batch` (the schedule, the warm-up, autocast) runs first, as always;
+the step then takes the place of fastai's own forward, loss, backward and step (autocast for the forward pass and
+the loss only, without its weight cache, which a graph cannot hold), fires `after_pred`, `after_loss` and
+`after_step` as fastai would (the NaN guard and autocast hook them) and goes on to `after_batch` (the table, the
+bar). Validation runs as without it. AdamW steps tensor by tensor (foreach=False): the fused and multi-tensor
+implementations read beta1 back to the host, which a recording forbids.
 
 On a CPU there is nothing to record: the same step runs eagerly, tensors and all, which is how
 tests/test_capture.py checks on any machine that it trains as fastai's own loop does. On CUDA the first `warmup`
 batches run eagerly on a side stream, as CUDA graphs require, and a batch of another shape runs eagerly too.
 The optional class-aware and perceptual terms are added by callbacks after the loss, outside any graph, so a
-learner with them is refused. Off unless asked for, `vae_learner(..., capture=True)`: it has not been measured
-on a GPU yet (benchmarks/throughput.py --paths package,captured does).
+learner with them is refused, as is one with a hook inside the step (before_backward, after_backward,
+before_step) or a callback that changes the loss in after_loss. Off unless asked for, `vae_learner(...,
+capture=True)`: it has not run on a GPU yet (benchmarks/throughput.py --paths package,captured measures it).
 """
 
 from __future__ import annotations
@@ -40,12 +44,13 @@ INSIDE_THE_STEP = ("before_backward", "after_backward", "before_step")
 class CapturedStep(Callback):
     """Each training batch as one step: run eagerly on a CPU, recorded once as a CUDA graph and replayed on CUDA.
 
-    warmup: batches stepped eagerly on CUDA before the graph is recorded. Needs torch's AdamW as the optimiser,
-    one that takes its lr and betas as tensors (fused on CUDA, single-tensor on a CPU): `vae_learner(...,
-    capture=True)` sets it. `replayed` counts the batches the graph ran, over all fits (0 on a CPU).
+    warmup: batches stepped eagerly on CUDA before the graph is recorded. Needs torch's AdamW stepping tensor
+    by tensor (foreach=False), the one implementation that reads lr and betas as tensors on the device: the fused
+    and multi-tensor ones read beta1 back to the host, which a recording forbids (and would bake in its value).
+    `vae_learner(..., capture=True)` sets it. `replayed` counts the batches the graph ran, over all fits.
     """
 
-    order = 65  # after ParamScheduler (60) set this batch's lr and momentum, KLWarmup (5) and autocast (10)
+    order = 99  # after every other before_batch: the schedule (60), the warm-up (5), autocast (10), ...
     run_valid = False
 
     def __init__(self, warmup: int = 3):
@@ -67,10 +72,15 @@ class CapturedStep(Callback):
                 "backward pass or the optimiser step). Train with capture=False to use it (class_weight, ...)."
             )
         self.adamw = getattr(learn.opt, "opt", None)
-        if not isinstance(self.adamw, torch.optim.AdamW):
+        single = isinstance(self.adamw, torch.optim.AdamW) and not any(
+            g.get("fused") or g.get("foreach") for g in self.adamw.param_groups
+        )
+        if not single:
             raise ValueError(
-                f"CapturedStep steps torch's AdamW with the schedule as tensors, but this learner's optimiser is "
-                f"{type(self.adamw or learn.opt).__name__}. Make the learner with vae_learner(..., capture=True)."
+                f"CapturedStep steps torch's AdamW tensor by tensor (foreach=False), the schedule read as tensors; "
+                f"this learner's optimiser is {type(self.adamw or learn.opt).__name__}"
+                f"{' (fused or multi-tensor)' if isinstance(self.adamw, torch.optim.AdamW) else ''}. Make the "
+                "learner with vae_learner(..., capture=True), which sets it."
             )
         device = next(learn.model.parameters()).device
         self.on_cuda = device.type == "cuda"
@@ -92,6 +102,11 @@ class CapturedStep(Callback):
         self.batches += 1
         for event in ("after_pred", "after_loss", "after_step"):  # as fastai's own step fires them
             learn(event)
+        if learn.loss_grad is not loss:
+            raise ValueError(
+                "A callback changed the loss in after_loss, after the captured step had already used it: its term "
+                "never reaches the gradients. Train with capture=False to use it."
+            )
         raise CancelBatchException  # forward, loss, backward and step are done: fastai goes on to after_batch
 
     def step(self, xb: tuple, yb: tuple, recording: bool = False) -> tuple:
@@ -101,10 +116,17 @@ class CapturedStep(Callback):
         while recording they are not: the recorded backward pass writes them rather than adding to them."""
         if not recording:
             self.adamw.zero_grad(set_to_none=self.graph is None)
-        pred = self.learn.model(*xb)
-        loss = self.learn.loss_func(pred, *yb)
-        loss.backward()
-        self.adamw.step()
+        device = xb[0].device.type
+        # Autocast (fastai's MixedPrecision) for the forward pass and the loss only, as in fastai's own step, and
+        # without its cache of cast weights, which a recorded graph cannot hold (torch.cuda.make_graphed_callables).
+        with torch.autocast(
+            device, torch.get_autocast_dtype(device), enabled=torch.is_autocast_enabled(device), cache_enabled=False
+        ):
+            pred = self.learn.model(*xb)
+            loss = self.learn.loss_func(pred, *yb)
+        with torch.autocast(device, enabled=False):
+            loss.backward()
+            self.adamw.step()
         return pred, loss
 
     def _cuda_step(self, xb: tuple, yb: tuple) -> tuple:
@@ -117,18 +139,25 @@ class CapturedStep(Callback):
                 out = self.step(xb, yb)
             torch.cuda.current_stream().wait_stream(side)
             return out
-        for static, given in zip([*self.static_xb, *self.static_yb], [*xb, *yb], strict=True):
-            static.copy_(given)
+        batch = [*xb, *yb]
+        for static, position in self.feeds:
+            static.copy_(batch[position])
         self.graph.replay()
         self.replayed += 1
         return self.static_pred, self.static_loss
 
     def _record(self, xb: tuple, yb: tuple) -> None:
         """Record one step on copies of the batch as a CUDA graph (not run: replays run it)."""
-        self.static_xb = [x.clone() for x in xb]
-        # yb repeats xb's tensor (the target is the input): one static copy of it, so one copy_ per replay.
-        inputs = [id(x) for x in xb]
-        self.static_yb = [self.static_xb[inputs.index(id(y))] if id(y) in inputs else y.clone() for y in yb]
+        # yb repeats xb's data (the target is the input; fastai hands it over as another tensor object): one
+        # static copy of each distinct tensor, and one copy_ into it per replay (`feeds`).
+        statics, self.feeds = {}, []
+        for position, tensor in enumerate([*xb, *yb]):
+            key = (tensor.data_ptr(), tuple(tensor.shape))
+            if key not in statics:
+                statics[key] = tensor.clone()
+                self.feeds.append((statics[key], position))
+        static = [statics[(t.data_ptr(), tuple(t.shape))] for t in [*xb, *yb]]
+        self.static_xb, self.static_yb = static[: len(xb)], static[len(xb) :]
         self.adamw.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):

@@ -87,8 +87,10 @@ class Objective:
         # Skip rather than multiply by 0: an MMD-VAE's KL may be inf, and 0 * inf is NaN. A tensor warm-up
         # (`CapturedStep`'s, on the device) is not looked at: that would wait for the GPU, and a recorded step
         # cannot branch on it.
-        weighted = bool(self.beta) if isinstance(kl_weight, torch.Tensor) else bool(kl_weight)
-        if weighted:
+        if isinstance(kl_weight, torch.Tensor):
+            if self.beta:  # a weight of 0 (the warm-up's start) keeps an infinite KL out of the loss's value
+                loss = loss + torch.where(kl_weight > 0, kl_weight * kl, torch.zeros_like(kl))
+        elif kl_weight:
             loss = loss + kl_weight * kl
         if self.lam:
             loss = loss + self.lam * distance

@@ -103,7 +103,8 @@ def torch_adamw(params, lr: float = 1e-3, fused: bool = False, foreach: bool | N
     GPU, a small model's step then costs more host time than its backward pass. fused=True (CUDA only) updates
     every tensor in one kernel. The weights follow the same arithmetic as fastai's Adam (a test checks it);
     fit_one_cycle's momentum schedule moves AdamW's first beta, as it moves Adam's `mom`. foreach: torch's
-    choice by default; False steps tensor by tensor, which takes the lr as a tensor on a CPU (`CapturedStep`).
+    choice by default; False steps tensor by tensor, the one implementation that reads lr and betas as tensors
+    without a copy back to the host (`CapturedStep` needs it).
     """
     from fastai.optimizer import OptimWrapper
 
@@ -122,11 +123,12 @@ def torch_adamw(params, lr: float = 1e-3, fused: bool = False, foreach: bool | N
 
 def default_opt_func(device, capture: bool = False):
     """fused AdamW on a CUDA device; None (fastai's Adam, as before) elsewhere, where the step costs little. With
-    capture, an AdamW that takes its schedule as tensors there too: tensor by tensor on a CPU."""
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    if on_cuda:
+    capture, AdamW tensor by tensor on any device: the implementation that reads its schedule as tensors."""
+    if capture:
+        return partial(torch_adamw, foreach=False)
+    if device is not None and torch.device(device).type == "cuda":
         return partial(torch_adamw, fused=True)
-    return partial(torch_adamw, foreach=False) if capture else None
+    return None
 
 
 def speed_up(
