@@ -39,7 +39,7 @@ NOTEBOOKS = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "notebo
 NAVIGATION = (
     ("The course", NOTEBOOKS),
     ("Explore", ["docs/explorer.md"]),
-    ("Reference", ["docs/glossary.md", "docs/api.md", "docs/performance.md"]),
+    ("Reference", ["docs/glossary.md", "docs/troubleshooting.md", "docs/api.md", "docs/performance.md"]),
     ("Development", ["ARCHITECTURE.md", "CONTRIBUTING.md"]),
 )
 PAGES = ["README.md", *(page for _, pages in NAVIGATION for page in pages)]
