@@ -19,7 +19,6 @@ The checkpoints are only read.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 from pathlib import Path
@@ -28,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .display import class_examples, to_hwc_uint8
+from .display import class_examples
 from .files import atomic_write, check_output_folder
 from .inference import decode, encode_all
 from .latent import latent_stats
 from .models import VAE
 from .pretrained import resolve
+from .widgets import png_bytes
 
 FORMAT = 1  # of explorer.json; the page refuses another
 LABELS = {"elbo": "ELBO-VAE", "mmd": "MMD-VAE"}
@@ -134,11 +134,7 @@ def decoder_onnx(model: VAE, name: str = "the model") -> bytes:
 
 def png_data_uri(image) -> str:
     """One image (uint8 (69, 69, 3) or float (3, 69, 69) in [0, 1]) as a data: URI of a PNG, for a web page."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(to_hwc_uint8(image)[0]).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image, scale=1)).decode("ascii")
 
 
 def strip_indices(galaxies) -> list[int]:

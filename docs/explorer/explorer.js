@@ -108,7 +108,9 @@ class Model {
     const k = sliderCount;
     const step = width / k;
     context.clearRect(0, 0, width, height);
-    context.fillStyle = getComputedStyle(this.figure).getPropertyValue("--ge-colour") || "#888";
+    // The model's colour from the style sheet, read once: reading a computed style on every slider move costs.
+    this.colour ??= getComputedStyle(this.figure).getPropertyValue("--ge-colour") || "#888";
+    context.fillStyle = this.colour;
     for (let j = 0; j < k; j++) {
       const d = this.order[j];
       const sigmas = Math.max(-N_SIGMA, Math.min(N_SIGMA, (z[d] - this.mean[d]) / (this.std[d] || 1)));
