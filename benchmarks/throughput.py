@@ -26,10 +26,10 @@ Each path is set up and trains one warm-up epoch, one path after another (its me
 `--repeats` timed epochs follow in rounds: each round times one epoch of every path, each round starting with
 a different path, so a slow spell of a shared machine falls on all paths alike rather than on whichever ran
 then. The best epoch counts. Only the training phase is timed (images/s over the training split); fastai's
-validation pass is not. The table gives images/s, the ratios of path 1 to each other path, peak host memory
-(PSS of this process and its workers: what it held before any path plus what the path's set-up and warm-up
-added), device memory the path added at its peak, and what 50 epochs would take at that rate. `--json` writes
-the same with the machine and versions.
+validation pass is not. The table gives images/s, the ratios of path 1 (and of path 6, when timed) to each other
+path, peak host memory (PSS of this process and its workers: what it held before any path plus what the path's
+set-up and warm-up added), device memory the path added at its peak, and what 50 epochs would take at that rate.
+`--json` writes the same with the machine and versions.
 `--quick` (a small set and the quick profile's narrow network) finishes in under 2 minutes on a laptop CPU.
 """
 
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--profile",
         action="store_true",
         help="also profile one epoch of the package's and the plain path (and fastai-adam's if timed) with "
-        "torch.profiler: busy device time against wall time, and the operations that cost the host most",
+        "torch.profiler: busy device time against wall time, and the operations that cost the host most; on CUDA "
+        "also how often the host waits for the GPU in one more epoch",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -182,10 +183,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s", flush=True)
 
     ratios = {}
-    if "package" in results:
+    for head in ("package", "captured"):  # the package's path as it is, and with capture=True
         for other in paths:
-            if other != "package":
-                ratios[f"package/{other}"] = results["package"]["images_per_s"] / results[other]["images_per_s"]
+            if head in results and other != head:
+                ratios[f"{head}/{other}"] = results[head]["images_per_s"] / results[other]["images_per_s"]
     _print_table(results, ratios)
     summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device)}
     if args.profile:
@@ -454,7 +455,23 @@ def _profile(run, name: str, device, rows: int = 12) -> dict:
     python.runcall(run.epoch)
     print(f"Python functions of one {name} epoch (cProfile), by own time:", flush=True)
     pstats.Stats(python, stream=sys.stdout).sort_stats("tottime").print_stats(rows)
-    return {"wall_seconds": wall, "device_busy_seconds": busy, "launches": launches}
+    reads = _host_reads(run, device) if cuda else None
+    if cuda:
+        print(f"Host waits for the GPU in one more {name} epoch (torch.cuda sync debug mode): {reads}", flush=True)
+    return {"wall_seconds": wall, "device_busy_seconds": busy, "launches": launches, "host_reads": reads}
+
+
+def _host_reads(run, device) -> int:
+    """One more epoch (validation included) with torch's CUDA sync debug mode on: how many times an operation
+    made the host wait for the GPU (a value read back, a copy to the host), each a gap in the GPU's queue."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run.epoch()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def _sync(device) -> None:
@@ -539,16 +556,17 @@ def _machine(device) -> dict:
 
 
 def _print_table(results: dict, ratios: dict) -> None:
+    heads = [head for head in ("package", "captured") if head in results]
     print()
     print(
-        f"{'path':<10} {'images/s':>10} {'package/path':>13} {'host MB':>8} {'(added)':>8} {'device MB':>10} "
-        f"{'50 epochs':>10}"
+        f"{'path':<11} {'images/s':>10}" + "".join(f" {head + '/path':>13}" for head in heads) + f" {'host MB':>8} "
+        f"{'(added)':>8} {'device MB':>10} {'50 epochs':>10}"
     )
     for name, r in results.items():
-        ratio = ratios.get(f"package/{name}", 1.0 if name == "package" else math.nan)
+        shown = "".join(f" {ratios.get(f'{head}/{name}', 1.0 if name == head else math.nan):>13.2f}" for head in heads)
         device_mb = "-" if r["peak_device_mb"] is None else f"{r['peak_device_mb']:.0f}"
         print(
-            f"{name:<10} {r['images_per_s']:>10,.0f} {ratio:>13.2f} {r['peak_host_mb']:>8.0f} "
+            f"{name:<11} {r['images_per_s']:>10,.0f}{shown} {r['peak_host_mb']:>8.0f} "
             f"{r['host_mb_added']:>8.0f} {device_mb:>10} {r['seconds_for_50_epochs']:>9.0f}s"
         )
 

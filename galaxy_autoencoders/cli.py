@@ -171,6 +171,13 @@ def _add_training_flags(train) -> None:
         "--resume", metavar="CHECKPOINT", help="go on training this saved model (its .pt/.json, or pretrained:NAME)"
     )
     train.add_argument(
+        "--capture",
+        action="store_true",
+        default=None,
+        help="run each training step (forward, loss, backward, AdamW) as one step, recorded once as a CUDA graph "
+        "and replayed on a GPU (galaxy_autoencoders/training/capture.py); off by default",
+    )
+    train.add_argument(
         "--nproc",
         type=_positive_int,
         default=1,

@@ -104,7 +104,14 @@ def _fit(dls, objective: str, profile, args=None, history: Path | None = None):
 def _learner_options(args) -> dict:
     """vae_learner's keyword arguments from `galaxy-ae train`'s flags; those left out keep --resume's checkpoint's
     settings, else vae_learner's defaults."""
-    names = {"latent": "latent_size", "beta": "beta", "lam": "lam", "kernel": "kernel", "kl_warmup": "kl_warmup"}
+    names = {
+        "latent": "latent_size",
+        "beta": "beta",
+        "lam": "lam",
+        "kernel": "kernel",
+        "kl_warmup": "kl_warmup",
+        "capture": "capture",
+    }
     options = {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag, None) is not None}
     if getattr(args, "resume", None) is not None:
         saved = _saved_extra(args.resume)

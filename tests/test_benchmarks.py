@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import lzma
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +88,40 @@ def test_profile_and_time_to_result_are_reported(throughput):
     assert summary["to_result"]["package"]["final_valid_loss"] == summary["to_result"]["eager"]["final_valid_loss"]
     captured = summary["to_result"]["captured"]["final_valid_loss"]
     assert captured == pytest.approx(summary["to_result"]["package"]["final_valid_loss"], rel=0.05)
+
+
+def test_the_gpu_script_runs_every_step_in_its_dry_run(tmp_path):
+    # benchmarks/gpu_issue28.sh runs once on a lent GPU, with no time to mend it there: its dry run (SMALL=1: the
+    # CPU, one epoch, tiny sizes) goes through every step here, the unpacking of the galaxies included.
+    galaxies = np.random.default_rng(0).integers(0, 256, (40, 69, 69, 3), dtype=np.uint8)
+    with lzma.open(tmp_path / "galaxies.npy.xz", "wb") as packed:
+        np.save(packed, galaxies)
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = {"SMALL": "1", "N": "200", "OUT": str(out), "WORK": str(work), "GALAXIES": str(tmp_path / "galaxies.npy.xz")}
+    env = {**os.environ, **env, "PYTHON": sys.executable}
+    script = ROOT / "benchmarks" / "gpu_issue28.sh"
+    done = subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    for step in ("captured", "compiled", "throughput.py", "captured_2cpu"):
+        assert f"== {step}: exit status 0" in log, log[-3000:]
+    assert "--capture" in log and "taskset -c 0,1" in log
+    written = {"gpu.txt", "train.log", "captured.csv", "compiled.csv", "captured_2cpu.csv", "throughput.json"}
+    assert {p.name for p in out.iterdir()} == written | {"throughput.log"}  # at most 8 files come back
+    assert "captured vs compiled, final valid loss" in done.stdout
+    assert set(json.loads((out / "throughput.json").read_text())["results"]) == {
+        "package",
+        "captured",
+        "plain",
+        "per-item",
+        "datablock",
+    }
+    # 200 stamps from 40 galaxies: 4 rotations by 90 degrees, then the first one mirrored.
+    stamps = np.load(work / "galaxies.npy")
+    assert stamps.shape == (200, 69, 69, 3) and stamps.dtype == np.uint8
+    for k in range(4):
+        assert (stamps[40 * k : 40 * (k + 1)] == np.rot90(galaxies, k, axes=(1, 2))).all(), k
+    assert (stamps[160:] == galaxies[:, :, ::-1]).all()
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():

@@ -132,6 +132,28 @@ def test_train_flags_reach_the_model_and_its_record(tmp_path, monkeypatch):
     assert first["metrics"]["valid_loss"] > 0
 
 
+def test_train_capture_runs_every_training_step_as_one_captured_step(tmp_path, monkeypatch):
+    from galaxy_autoencoders.training import speed
+    from galaxy_autoencoders.training.capture import CapturedStep
+
+    made = []
+
+    class Counted(CapturedStep):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(speed, "CapturedStep", Counted)
+    monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
+    small = ["--quick", "--n", "96", "--epochs", "1", "--bs", "16", "--widths", "8,16,32,64", "--device", "cpu"]
+    assert main(["train", *small, "--out", str(tmp_path / "plain")]) == 0
+    assert made == []  # off unless asked for
+    assert main(["train", *small, "--capture", "--out", str(tmp_path / "captured")]) == 0
+    # 96 galaxies: 86 to train on, 5 full batches of 16, each stepped by the captured step (eagerly on a CPU).
+    assert len(made) == 1 and made[0].batches == 5
+    assert (tmp_path / "captured" / "model.pt").stat().st_size > 0
+
+
 def test_resume_refuses_other_sizes_or_objective(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
     out = tmp_path / "run"
@@ -156,7 +178,7 @@ def test_train_help_shows_every_flag_with_its_default():
     defaults = ("(default 20)", "(default 100 for mmd", "(default 1 for elbo", "(default imq)", "(default 42)")
     for default in (*defaults, "32 quick, 128 full"):
         assert default in text, default
-    assert "--kl-warmup" in text and "--resume CHECKPOINT" in text and "--nproc N" in text
+    assert "--kl-warmup" in text and "--resume CHECKPOINT" in text and "--nproc N" in text and "--capture" in text
 
 
 def test_train_on_two_processes_with_nproc(tmp_path):
