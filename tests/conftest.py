@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 
 def pytest_configure(config):
@@ -25,20 +26,10 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser (see test
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(path: Path):
-    """A script of the repository (docs/build_site.py, a benchmark) as a module, to call its functions."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def build_site():
     """docs/build_site.py as a module: its build, its link check."""
-    return _load(ROOT / "docs" / "build_site.py")
+    return load_script(ROOT / "docs" / "build_site.py")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +49,7 @@ def course_site_url(course_site):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = _load(ROOT / "benchmarks" / "web_explorer.py").serve(course_site, port)  # the benchmark's server
+    server = load_script(ROOT / "benchmarks" / "web_explorer.py").serve(course_site, port)  # the benchmark's server
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -5,7 +5,6 @@ Timings are never asserted here (CI machines differ and share cores); the benchm
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import lzma
 import math
@@ -16,20 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _scripts import load_script
 
 from galaxy_autoencoders import evidence
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = ROOT / "benchmarks" / "throughput.py"
 PATHS = ["package", "eager", "plain", "per-item", "datablock", "fastai-adam", "captured"]  # default five, optional two
-
-
-def _load(path: Path):
-    """A benchmark script as a module, to test its functions without running it."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -125,7 +117,7 @@ def test_the_gpu_script_runs_every_step_in_its_dry_run(tmp_path):
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():
-    throughput = _load(THROUGHPUT)
+    throughput = load_script(THROUGHPUT)
     rounds = throughput.turns(["a", "b", "c"], 6)
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
     assert [r[0] for r in rounds] == ["a", "b", "c", "a", "b", "c"]
@@ -178,7 +170,7 @@ def test_importing_the_package_loads_no_heavy_library():
 def test_the_command_line_answers_without_fastai_or_the_training_code(command):
     # What keeps these commands quick (benchmarks/import_time.py measures it): the defaults --help shows live in
     # config.py, and the data commands need neither fastai nor training.
-    statement = _load(ROOT / "benchmarks" / "import_time.py").CLI_STATEMENTS[command]
+    statement = load_script(ROOT / "benchmarks" / "import_time.py").CLI_STATEMENTS[command]
     heavy = ("fastai", "galaxy_autoencoders.training")
     code = f"{statement}; import sys; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
     done = _run("-c", code, cwd=ROOT)
@@ -199,7 +191,7 @@ MUTATION_TESTING = ROOT / "benchmarks" / "mutation_testing.py"
 
 
 def test_mutation_testing_reads_mutmuts_statuses_into_four_kinds(monkeypatch):
-    mt = _load(MUTATION_TESTING)
+    mt = load_script(MUTATION_TESTING)
     lines = [
         "    galaxy_autoencoders.losses.xǁPerceptualLossǁ__init____mutmut_7: survived",
         "    galaxy_autoencoders.losses.x_mmd__mutmut_1: killed",
@@ -224,7 +216,7 @@ def test_mutation_testing_reads_mutmuts_statuses_into_four_kinds(monkeypatch):
 
 
 def test_mutation_testing_estimates_the_unchecked_mutants_from_a_random_sample(capsys):
-    mt = _load(MUTATION_TESTING)
+    mt = load_script(MUTATION_TESTING)
     assert mt.wilson(90, 100) == pytest.approx((0.8256, 0.9448), abs=1e-4)  # the 95% Wilson interval
     by_name = {f"galaxy_autoencoders.losses.x_mmd__mutmut_{i}": "caught" for i in range(9)}
     by_name["galaxy_autoencoders.losses.x_mmd__mutmut_9"] = "missed"
@@ -269,7 +261,7 @@ def _stop_after(train_run, n: int):
 
 def test_studies_train_score_and_resume_each_run_writing_results_with_provenance(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
-    studies = _load(ROOT / "benchmarks" / "studies.py")
+    studies = load_script(ROOT / "benchmarks" / "studies.py")
     work, out = ["--work", str(tmp_path / "work")], ["--out", str(tmp_path / "out.json")]
     tiny = ["--n", "64", "--epochs", "1", "--widths", "4,8", "--seeds", "1"]
     results = studies.main(work + out + tiny + ["--only", "seeds"])
