@@ -20,7 +20,8 @@ uint8 stamps of the Galaxy10 shape, Galaxy10-SDSS-sized by default) and the same
               `vae_learner` used on a GPU before it took `torch_adamw(fused=True)` (the same on a CPU);
 6. captured (only when `--paths` names it): the package's path with `vae_learner(capture=True)`, each training
               step (forward, loss, backward, AdamW) as one `training.CapturedStep`: one CUDA graph on CUDA,
-              the same step run eagerly on a CPU.
+              recorded in the warm-up epoch and replayed in every later one (the table says how often), the
+              same step run eagerly on a CPU.
 
 Each path is set up and trains one warm-up epoch, one path after another (its memory is measured then). The
 `--repeats` timed epochs follow in rounds: each round times one epoch of every path, each round starting with
@@ -64,7 +65,7 @@ from galaxy_autoencoders.config import LAM, get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
 from galaxy_autoencoders.losses import mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
-from galaxy_autoencoders.training import torch_adamw, vae_learner
+from galaxy_autoencoders.training import CapturedStep, torch_adamw, vae_learner
 
 PATHS = ("package", "eager", "plain", "per-item", "datablock")
 OPTIONAL_PATHS = ("fastai-adam", "captured")
@@ -94,9 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="also profile one epoch of the package's and the plain path (and fastai-adam's if timed) with "
-        "torch.profiler: busy device time against wall time, and the operations that cost the host most; on CUDA "
-        "also how often the host waits for the GPU in one more epoch",
+        help="also profile one epoch of the package's and the plain path (and fastai-adam's and captured's if "
+        "timed) with torch.profiler: busy device time against wall time, and the operations that cost the host "
+        "most; on CUDA also how often the host waits for the GPU in one more epoch",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -180,7 +181,11 @@ def main(argv: list[str] | None = None) -> dict:
             "peak_device_mb": memory[name].device_mb,
             "seconds_for_50_epochs": EPOCHS_TO_RESULT * best,
         }
-        print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s", flush=True)
+        step = _captured_step(runs[name])
+        if step is not None:  # whether the graph ran: a step that fell back to eager would look the same here
+            results[name]["graph_replays"], results[name]["graph_recordings"] = step.replayed, step.recordings
+        replays = "" if step is None else f" (graph replayed in {step.replayed} batches, recorded {step.recordings}x)"
+        print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s{replays}", flush=True)
 
     ratios = {}
     for head in ("package", "captured"):  # the package's path as it is, and with capture=True
@@ -246,6 +251,12 @@ class _LearnerRun:
 
     def final_loss(self) -> float:
         return float(self.learn.recorder.losses[-1])
+
+
+def _captured_step(run) -> CapturedStep | None:
+    """The CapturedStep of a fastai path made with capture=True; None for any other path."""
+    learn = getattr(run, "learn", None)
+    return None if learn is None else next((cb for cb in learn.cbs if isinstance(cb, CapturedStep)), None)
 
 
 def _package(images, labels, bs, config, device, opt_func=None, compile=None, capture=False) -> _LearnerRun:
@@ -455,15 +466,15 @@ def _profile(run, name: str, device, rows: int = 12) -> dict:
     python.runcall(run.epoch)
     print(f"Python functions of one {name} epoch (cProfile), by own time:", flush=True)
     pstats.Stats(python, stream=sys.stdout).sort_stats("tottime").print_stats(rows)
-    reads = _host_reads(run, device) if cuda else None
+    reads = _host_reads(run) if cuda else None
     if cuda:
         print(f"Host waits for the GPU in one more {name} epoch (torch.cuda sync debug mode): {reads}", flush=True)
     return {"wall_seconds": wall, "device_busy_seconds": busy, "launches": launches, "host_reads": reads}
 
 
-def _host_reads(run, device) -> int:
+def _host_reads(run) -> int:
     """One more epoch (validation included) with torch's CUDA sync debug mode on: how many times an operation
-    made the host wait for the GPU (a value read back, a copy to the host), each a gap in the GPU's queue."""
+    made the host wait for the GPU (a value read back, a blocking copy either way), each a gap in its queue."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")

@@ -171,11 +171,18 @@ def _add_training_flags(train) -> None:
         "--resume", metavar="CHECKPOINT", help="go on training this saved model (its .pt/.json, or pretrained:NAME)"
     )
     train.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        default=None,
+        help="on a GPU, run the model eagerly instead of compiled (torch.compile with CUDA graphs, the default there)",
+    )
+    train.add_argument(
         "--capture",
         action="store_true",
         default=None,
-        help="run each training step (forward, loss, backward, AdamW) as one step, recorded once as a CUDA graph "
-        "and replayed on a GPU (galaxy_autoencoders/training/capture.py); off by default",
+        help="run each training step (forward, loss, backward, AdamW) as one step: on a GPU recorded once as a CUDA "
+        "graph and replayed, on a CPU eagerly (galaxy_autoencoders/training/capture.py); off by default",
     )
     train.add_argument(
         "--nproc",

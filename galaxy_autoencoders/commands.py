@@ -5,6 +5,7 @@ notebook calls.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 
@@ -94,11 +95,30 @@ def _fit(dls, objective: str, profile, args=None, history: Path | None = None):
     if history is not None and rank() == 0:  # one file, rank 0's; its folder made only now the flags are checked
         history.parent.mkdir(parents=True, exist_ok=True)
         learn.add_cb(CSVLogger(history))
+    start = time.perf_counter()
     with data_parallel(learn):
         learn.fit_one_cycle(profile.epochs, profile.lr)
     if getattr(learn, "nan_guard", None) is not None and learn.nan_guard.tripped:
         raise RuntimeError(f"Training the {objective} model stopped on a NaN loss; see the message above.")
+    if rank() == 0:
+        print(
+            f"Trained the {objective} model for {profile.epochs} epoch{'s' * (profile.epochs != 1)} in "
+            f"{time.perf_counter() - start:.1f} s"
+            f"{_captured(learn)}."
+        )
     return learn
+
+
+def _captured(learn) -> str:
+    """What the captured step did in a fit (`--capture`), for the line that ends training; "" without it."""
+    from .training import CapturedStep
+
+    step = next((cb for cb in learn.cbs if isinstance(cb, CapturedStep)), None)
+    if step is None:
+        return ""
+    if not step.on_cuda:
+        return "; the captured step ran eagerly (a CUDA graph needs a GPU)"
+    return f"; the captured step replayed its CUDA graph in {step.replayed} of {step.batches} training batches"
 
 
 def _learner_options(args) -> dict:
@@ -110,6 +130,7 @@ def _learner_options(args) -> dict:
         "lam": "lam",
         "kernel": "kernel",
         "kl_warmup": "kl_warmup",
+        "compile": "compile",
         "capture": "capture",
     }
     options = {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag, None) is not None}

@@ -9,8 +9,11 @@ import json
 import lzma
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +85,7 @@ def test_profile_and_time_to_result_are_reported(throughput):
     assert captured == pytest.approx(summary["to_result"]["package"]["final_valid_loss"], rel=0.05)
 
 
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="the script's last step needs taskset (util-linux)")
 def test_the_gpu_script_runs_every_step_in_its_dry_run(tmp_path):
     # benchmarks/gpu_issue28.sh runs once on a lent GPU, with no time to mend it there: its dry run (SMALL=1: the
     # CPU, one epoch, tiny sizes) goes through every step here, the unpacking of the galaxies included.
@@ -95,25 +99,43 @@ def test_the_gpu_script_runs_every_step_in_its_dry_run(tmp_path):
     done = subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     log = (out / "train.log").read_text()
-    for step in ("captured", "compiled", "throughput.py", "captured_2cpu"):
+    for step in ("captured", "eager", "throughput.py", "captured_2cpu"):
         assert f"== {step}: exit status 0" in log, log[-3000:]
-    assert "--capture" in log and "taskset -c 0,1" in log
-    written = {"gpu.txt", "train.log", "captured.csv", "compiled.csv", "captured_2cpu.csv", "throughput.json"}
+    assert "--capture" in log and "--no-compile" in log and "taskset -c" in log
+    # Each run's line: the whole process's time, then the fit's and what the captured step did, from its output.
+    ran = r"== {}: exit status 0, [\d.]+ s for the whole process; Trained the mmd model for 1 epoch in [\d.]+ s"
+    for name in ("captured", "captured_2cpu"):
+        assert re.search(ran.format(name) + r"; the captured step ran eagerly \(a CUDA graph needs a GPU\)\.", log)
+    assert re.search(ran.format("eager") + r"\.\n", log)
+    written = {"gpu.txt", "train.log", "captured.csv", "eager.csv", "captured_2cpu.csv", "throughput.json"}
     assert {p.name for p in out.iterdir()} == written | {"throughput.log"}  # at most 8 files come back
-    assert "captured vs compiled, final valid loss" in done.stdout
-    assert set(json.loads((out / "throughput.json").read_text())["results"]) == {
-        "package",
-        "captured",
-        "plain",
-        "per-item",
-        "datablock",
-    }
+    assert "captured vs eager, final valid loss" in done.stdout
+    assert set(json.loads((out / "throughput.json").read_text())["results"]) == {"package", "captured"}  # SMALL's
     # 200 stamps from 40 galaxies: 4 rotations by 90 degrees, then the first one mirrored.
     stamps = np.load(work / "galaxies.npy")
     assert stamps.shape == (200, 69, 69, 3) and stamps.dtype == np.uint8
     for k in range(4):
         assert (stamps[40 * k : 40 * (k + 1)] == np.rot90(galaxies, k, axes=(1, 2))).all(), k
     assert (stamps[160:] == galaxies[:, :, ::-1]).all()
+
+
+def test_host_waits_are_counted_from_torchs_sync_warnings_in_one_epoch(monkeypatch):
+    # On CUDA, --profile counts how often the host waits for the GPU with torch's sync debug mode; here a stand-in
+    # epoch gives the warnings that mode would.
+    import torch
+
+    throughput = load_script(THROUGHPUT)
+    modes = []
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+
+    class Run:
+        def epoch(self):
+            assert modes == ["warn"]
+            for _ in range(3):
+                warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
+            warnings.warn("an unrelated warning", UserWarning, stacklevel=1)
+
+    assert throughput._host_reads(Run()) == 3 and modes == ["warn", "default"]
 
 
 def test_every_round_times_each_path_once_and_the_lead_rotates():

@@ -166,6 +166,17 @@ def test_capture_is_off_unless_asked_for_and_lr_find_runs_fastais_loop():
     assert next(cb for cb in learn.cbs if isinstance(cb, CapturedStep)).active is False
 
 
+def test_validate_and_get_preds_work_before_and_after_a_captured_fit():
+    learn = _learner(True)
+    with learn.no_bar(), learn.no_logging():
+        before = learn.validate()  # fires before_fit with no optimiser yet
+        _fit(learn)
+        after = learn.validate()
+        recon, *_ = learn.get_preds()[0]
+    assert np.isfinite([before[0], after[0]]).all() and after[0] != before[0]  # the fit changed the model
+    assert recon.shape == (learn.dls.valid.n, 3, 69, 69)
+
+
 class FakeGraph:
     """A stand-in for torch.cuda.CUDAGraph on a CPU, to run CapturedStep's CUDA path: recording runs the step's
     Python once and undoes it (a real recording runs nothing); replay runs it again on the step's static batch,
@@ -219,6 +230,18 @@ def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_bat
 
     monkeypatch.setattr(CapturedStep, "before_fit", on_cuda)
     _fit(learn)
-    assert step.batches == len(learn.dls.train) and step.replayed == step.batches - step.warmup
+    n = len(learn.dls.train)
+    assert step.batches == n and step.replayed == n - step.warmup and step.recordings == 1
     for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
         assert learn.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), column
+    # A second fit replays the same recording from its first batch: the weights and AdamW's state are where
+    # the graph reads and writes them.
+    weights = [p.clone() for p in learn.model.parameters()]
+    _fit(learn)
+    assert step.recordings == 1 and step.replayed == 2 * n - step.warmup
+    assert any(not torch.equal(a, b) for a, b in zip(weights, learn.model.parameters(), strict=True))  # it trained
+    # New optimiser state (NaNGuard's reset does this, and learn.load(with_opt=True)): the graph would step
+    # tensors that are gone, so the next fit warms up and records again.
+    learn.opt.clear_state()
+    _fit(learn)
+    assert step.recordings == 2 and step.replayed == 3 * n - 2 * step.warmup

@@ -132,25 +132,32 @@ def test_train_flags_reach_the_model_and_its_record(tmp_path, monkeypatch):
     assert first["metrics"]["valid_loss"] > 0
 
 
-def test_train_capture_runs_every_training_step_as_one_captured_step(tmp_path, monkeypatch):
-    from galaxy_autoencoders.training import speed
+def test_train_capture_and_no_compile_reach_the_learner(tmp_path, monkeypatch, capsys):
+    from galaxy_autoencoders.training import learner, speed
     from galaxy_autoencoders.training.capture import CapturedStep
 
-    made = []
+    made, compile_given = [], []
 
     class Counted(CapturedStep):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    def spy(learn, compile=None, **kwargs):
+        compile_given.append(compile)
+        return speed.speed_up(learn, compile=compile, **kwargs)
+
     monkeypatch.setattr(speed, "CapturedStep", Counted)
+    monkeypatch.setattr(learner, "speed_up", spy)
     monkeypatch.setenv("GALAXY_AE_DATA", str(tmp_path / "data"))
     small = ["--quick", "--n", "96", "--epochs", "1", "--bs", "16", "--widths", "8,16,32,64", "--device", "cpu"]
     assert main(["train", *small, "--out", str(tmp_path / "plain")]) == 0
-    assert made == []  # off unless asked for
-    assert main(["train", *small, "--capture", "--out", str(tmp_path / "captured")]) == 0
+    assert made == [] and compile_given == [None]  # off unless asked for; compiling left to the device's default
+    assert "Trained the mmd model for 1 epoch in" in capsys.readouterr().out
+    assert main(["train", *small, "--capture", "--no-compile", "--out", str(tmp_path / "captured")]) == 0
     # 96 galaxies: 86 to train on, 5 full batches of 16, each stepped by the captured step (eagerly on a CPU).
-    assert len(made) == 1 and made[0].batches == 5
+    assert len(made) == 1 and made[0].batches == 5 and compile_given[-1] is False
+    assert "the captured step ran eagerly (a CUDA graph needs a GPU)" in capsys.readouterr().out
     assert (tmp_path / "captured" / "model.pt").stat().st_size > 0
 
 
@@ -179,6 +186,7 @@ def test_train_help_shows_every_flag_with_its_default():
     for default in (*defaults, "32 quick, 128 full"):
         assert default in text, default
     assert "--kl-warmup" in text and "--resume CHECKPOINT" in text and "--nproc N" in text and "--capture" in text
+    assert "--no-compile" in text
 
 
 def test_train_on_two_processes_with_nproc(tmp_path):

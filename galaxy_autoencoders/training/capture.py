@@ -47,7 +47,9 @@ class CapturedStep(Callback):
     warmup: batches stepped eagerly on CUDA before the graph is recorded. Needs torch's AdamW stepping tensor
     by tensor (foreach=False), the one implementation that reads lr and betas as tensors on the device: the fused
     and multi-tensor ones read beta1 back to the host, which a recording forbids (and would bake in its value).
-    `vae_learner(..., capture=True)` sets it. `replayed` counts the batches the graph ran, over all fits.
+    `vae_learner(..., capture=True)` sets it. `replayed` counts the batches the graph ran, over all fits;
+    `recordings` the graphs recorded: one, kept from fit to fit while the weights and AdamW's state stay where
+    they are (`memory`).
     """
 
     order = 99  # after every other before_batch: the schedule (60), the warm-up (5), autocast (10), ...
@@ -57,11 +59,14 @@ class CapturedStep(Callback):
         if warmup < 1:
             raise ValueError(f"warmup={warmup}: AdamW's state must exist before the step is recorded; give >= 1.")
         self.warmup = warmup
-        self.replayed = 0
+        self.replayed, self.recordings = 0, 0
+        self.graph, self.recorded_for = None, None
 
     def before_fit(self):
         learn = self.learn
-        self.active = not hasattr(learn, "lr_finder")  # lr_find's mock fit runs fastai's own loop
+        # lr_find's mock fit runs fastai's own loop; validate and get_preds fire before_fit too, and before the
+        # first fit there is no optimiser yet (fit makes it first): nothing to step in either.
+        self.active = learn.opt is not None and not hasattr(learn, "lr_finder")
         if not self.active:
             return
         refused = [type(cb).__name__ for cb in learn.cbs if cb is not self and not recordable(cb)]
@@ -87,10 +92,15 @@ class CapturedStep(Callback):
         groups = self.adamw.param_groups
         for group in groups:  # torch refuses to record the step of an AdamW whose groups are not capturable
             group["capturable"] = group["capturable"] or self.on_cuda
-        self.lrs = [torch.tensor(float(g["lr"]), device=device) for g in groups]  # (): what the step reads
-        self.beta1s = [torch.tensor(float(g["betas"][0]), device=device) for g in groups]
-        self.kl_weight = torch.tensor(float(learn.loss_func.warmup), device=device)
-        self.graph, self.batches = None, 0
+        self.batches = 0
+        if self.graph is not None and self.memory() == self.recorded_for:
+            return  # a later fit of the same weights and optimiser state: the recorded step replays in it too
+        # A first fit, or new weights or optimiser state (NaNGuard's reset, learn.load, reset_opt): record anew.
+        # torch.full, not torch.tensor: a fill on the device, no copy from the host for it to wait for.
+        self.lrs = [torch.full((), float(g["lr"]), device=device) for g in groups]  # (): what the step reads
+        self.beta1s = [torch.full((), float(g["betas"][0]), device=device) for g in groups]
+        self.kl_weight = torch.full((), float(learn.loss_func.warmup), device=device)
+        self.graph = None
 
     def before_batch(self):
         if not (self.active and self.training):
@@ -162,6 +172,15 @@ class CapturedStep(Callback):
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.static_pred, self.static_loss = self.step(self.static_xb, self.static_yb, recording=True)
+        self.recordings += 1
+        self.recorded_for = self.memory()
+
+    def memory(self) -> tuple:
+        """Where the tensors a recorded step reads and writes live (the weights, BatchNorm's statistics, AdamW's
+        state): a graph replays on these addresses, so it stays valid only while they do not change."""
+        tensors = [*self.learn.model.parameters(), *self.learn.model.buffers()]
+        tensors += [t for state in self.adamw.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
+        return (id(self.adamw), *(t.data_ptr() for t in tensors))
 
     @contextmanager
     def schedule_as_tensors(self):

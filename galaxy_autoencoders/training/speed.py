@@ -31,8 +31,8 @@ class GPUFriendlyProgress(ProgressCallback):
     """fastai's progress bar, reading the smoothed loss back for its comment every `every` batches on a GPU.
 
     fastai's own bar reads it after every batch (see the module's docstring for why that costs on a GPU). Here it
-    reads after batches every-1, 2*every-1, ... and the last, the batches in which `NaNGuard` reads too: the
-    host waits for the GPU in one batch of `every`, not in two. On a CPU the read is free and the comment
+    reads after batches every-1, 2*every-1, ..., in which `NaNGuard` reads too, and after the last: the host
+    waits for the GPU in one batch of `every`, not in two. On a CPU the read is free and the comment
     updates every batch.
     """
 
