@@ -23,7 +23,7 @@
 # measure of generalisation). Writes to $OUT: gpu.txt, train.log, captured.csv, eager.csv, captured_2cpu.csv,
 # throughput.json, throughput.log; the stamps and the trained models go to $WORK. Exits 1 if a step failed.
 set -uo pipefail
-cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
+cd "$(dirname "$0")/.." || exit
 
 if [ "${1:-}" = prepare ]; then
   set -e
@@ -45,6 +45,7 @@ fi
 
 OUT=${OUT:-/tmp/out} WORK=${WORK:-/tmp/gpu_issue28} GALAXIES=${GALAXIES:-.gpu/galaxies.npy.xz}
 mkdir -p "$OUT" "$WORK" && : > "$OUT/gpu.txt" && : > "$OUT/train.log" || exit
+rm -f "$OUT"/{captured,eager,captured_2cpu}.csv "$OUT"/throughput.{json,log}  # an earlier run's, if any
 DEADLINE=$((SECONDS + 480)) failed=0
 left() { local cap=$1 rest=$((DEADLINE - SECONDS)); echo $((rest < cap ? (rest > 1 ? rest : 1) : cap)); }
 now() { date +%s.%N; }

@@ -181,10 +181,11 @@ def main(argv: list[str] | None = None) -> dict:
             "peak_device_mb": memory[name].device_mb,
             "seconds_for_50_epochs": EPOCHS_TO_RESULT * best,
         }
-        step = _captured_step(runs[name])
+        step, replays = _captured_step(runs[name]), ""
         if step is not None:  # whether the graph ran: a step that fell back to eager would look the same here
             results[name]["graph_replays"], results[name]["graph_recordings"] = step.replayed, step.recordings
-        replays = "" if step is None else f" (graph replayed in {step.replayed} batches, recorded {step.recordings}x)"
+            replays = f" (graph replayed in {step.replayed} batches, recorded {step.recordings}x)"
+            replays = replays if step.on_cuda else " (run eagerly: no CUDA graph on a CPU)"
         print(f"  {name}: {results[name]['images_per_s']:,.0f} images/s{replays}", flush=True)
 
     ratios = {}

@@ -118,7 +118,7 @@ def _captured(learn) -> str:
         return ""
     if not step.on_cuda:
         return "; the captured step ran eagerly (a CUDA graph needs a GPU)"
-    return f"; the captured step replayed its CUDA graph in {step.replayed} of {step.batches} training batches"
+    return f"; the captured step replayed its CUDA graph in {step.replayed_in_fit} of {step.batches} training batches"
 
 
 def _learner_options(args) -> dict:

@@ -66,7 +66,7 @@ def kernel_matrix(
     return k.sum(0)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.cache  # never dropped: a recorded CUDA graph (training/capture.py) reads it
 def _bandwidths(scales: tuple[float, ...], latent_size: int, device: torch.device) -> torch.Tensor:
     """C = 2 L s for each scale s, as a (S, 1, 1) float32 tensor on device, made once (a copy to a GPU waits).
     Made outside inference mode, so training can use it after an evaluation under torch.inference_mode()."""

@@ -11,6 +11,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from fastai.callback.channelslast import ChannelsLast
 
 from galaxy_autoencoders._fastai import Callback
 from galaxy_autoencoders.dataloaders import galaxy_dls
@@ -180,16 +181,17 @@ def test_validate_and_get_preds_work_before_and_after_a_captured_fit():
 class FakeGraph:
     """A stand-in for torch.cuda.CUDAGraph on a CPU, to run CapturedStep's CUDA path: recording runs the step's
     Python once and undoes it (a real recording runs nothing); replay runs it again on the step's static batch,
-    with the gradients written, not added to, as a replayed backward pass does."""
+    with the gradients written, not added to, as a replayed backward pass does. A real replay repeats what was
+    recorded, whatever changed since: this one checks first that nothing the recording holds fixed has."""
 
     def __init__(self, step: CapturedStep):
         self.step = step
 
     def replay(self):
-        self.step.adamw.zero_grad(set_to_none=False)
-        self.step.static_pred, self.step.static_loss = self.step.step(
-            self.step.static_xb, self.step.static_yb, recording=True
-        )
+        step = self.step
+        assert step.recording(step.static_xb, step.static_yb) == step.recorded_for, "a stale graph was replayed"
+        step.adamw.zero_grad(set_to_none=False)
+        step.static_pred, step.static_loss = step.step(step.static_xb, step.static_yb, recording=True)
 
 
 class FakeRecording:
@@ -211,10 +213,8 @@ class FakeRecording:
         torch.set_rng_state(self.rng)
 
 
-def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_batch(monkeypatch):
-    """CapturedStep's CUDA branch, run on a CPU with torch.cuda's stream and graph calls stood in for."""
-    eager = _fit(_learner(False, "elbo", kl_warmup=0.5))
-    learn = _learner(True, "elbo", kl_warmup=0.5)
+def _on_fake_cuda(monkeypatch, learn) -> CapturedStep:
+    """learn's CapturedStep taking its CUDA path on a CPU, torch.cuda's stream and graph calls stood in for."""
     step = next(cb for cb in learn.cbs if isinstance(cb, CapturedStep))
     stream = type("Stream", (), {"wait_stream": lambda self, other: None})
     monkeypatch.setattr(torch.cuda, "Stream", stream)
@@ -222,26 +222,56 @@ def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_bat
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: FakeGraph(step))
     monkeypatch.setattr(torch.cuda, "graph", FakeRecording)
-    original = CapturedStep.before_fit
+    original = CapturedStep._start_fit
 
-    def on_cuda(self):
-        original(self)
+    def on_cuda(self, xb, yb):
+        original(self, xb, yb)
         self.on_cuda = True
 
-    monkeypatch.setattr(CapturedStep, "before_fit", on_cuda)
+    monkeypatch.setattr(CapturedStep, "_start_fit", on_cuda)
+    return step
+
+
+def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_batch(monkeypatch):
+    # ChannelsLast as on a GPU: it converts the weights at every fit, which must not look like new weights.
+    eager = _fit(_learner(False, "elbo", kl_warmup=0.5, cbs=[ChannelsLast()]))
+    learn = _learner(True, "elbo", kl_warmup=0.5, cbs=[ChannelsLast()])
+    step = _on_fake_cuda(monkeypatch, learn)
     _fit(learn)
     n = len(learn.dls.train)
     assert step.batches == n and step.replayed == n - step.warmup and step.recordings == 1
     for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
         assert learn.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), column
-    # A second fit replays the same recording from its first batch: the weights and AdamW's state are where
-    # the graph reads and writes them.
+    # A second fit replays the same recording from its first batch, after a validation in between.
     weights = [p.clone() for p in learn.model.parameters()]
+    with learn.no_bar(), learn.no_logging():
+        learn.validate()
     _fit(learn)
-    assert step.recordings == 1 and step.replayed == 2 * n - step.warmup
+    assert step.recordings == 1 and step.replayed == 2 * n - step.warmup and step.replayed_in_fit == n
     assert any(not torch.equal(a, b) for a, b in zip(weights, learn.model.parameters(), strict=True))  # it trained
-    # New optimiser state (NaNGuard's reset does this, and learn.load(with_opt=True)): the graph would step
-    # tensors that are gone, so the next fit warms up and records again.
-    learn.opt.clear_state()
-    _fit(learn)
-    assert step.recordings == 2 and step.replayed == 3 * n - 2 * step.warmup
+
+
+def _freeze_first_weight(learn):
+    next(learn.model.parameters()).requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda learn: learn.opt.clear_state(),  # NaNGuard's reset; learn.load(with_opt=True) makes new state too
+        lambda learn: learn.opt.set_hyper("wd", 0.3),  # a number AdamW's step bakes in
+        lambda learn: setattr(learn, "loss_func", Objective("elbo", beta=2.0)),
+        _freeze_first_weight,
+        lambda learn: setattr(learn.dls.train, "bs", learn.dls.train.bs // 2),
+    ],
+    ids=["optimiser-state", "weight-decay", "loss-function", "frozen-weight", "batch-size"],
+)
+def test_a_fit_whose_step_changed_records_again(monkeypatch, change):
+    learn = _learner(True, "elbo")
+    step = _on_fake_cuda(monkeypatch, learn)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+        change(learn)
+        learn.fit(1, lr=1e-3)  # FakeGraph.replay fails if the first recording is replayed here
+    n = len(learn.dls.train)
+    assert step.recordings == 2 and step.replayed_in_fit == n - step.warmup

@@ -20,10 +20,12 @@ implementations read beta1 back to the host, which a recording forbids.
 On a CPU there is nothing to record: the same step runs eagerly, tensors and all, which is how
 tests/test_capture.py checks on any machine that it trains as fastai's own loop does. On CUDA the first `warmup`
 batches run eagerly on a side stream, as CUDA graphs require, and a batch of another shape runs eagerly too.
+A later fit replays the same graph unless something it holds fixed has changed (`CapturedStep.recording`).
 The optional class-aware and perceptual terms are added by callbacks after the loss, outside any graph, so a
 learner with them is refused, as is one with a hook inside the step (before_backward, after_backward,
 before_step) or a callback that changes the loss in after_loss. Off unless asked for, `vae_learner(...,
-capture=True)`: it has not run on a GPU yet (benchmarks/throughput.py --paths package,captured measures it).
+capture=True)` or `galaxy-ae train --capture`: it has not run on a GPU yet (benchmarks/gpu_issue28.sh measures
+it there).
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class CapturedStep(Callback):
     warmup: batches stepped eagerly on CUDA before the graph is recorded. Needs torch's AdamW stepping tensor
     by tensor (foreach=False), the one implementation that reads lr and betas as tensors on the device: the fused
     and multi-tensor ones read beta1 back to the host, which a recording forbids (and would bake in its value).
-    `vae_learner(..., capture=True)` sets it. `replayed` counts the batches the graph ran, over all fits;
-    `recordings` the graphs recorded: one, kept from fit to fit while the weights and AdamW's state stay where
-    they are (`memory`).
+    `vae_learner(..., capture=True)` sets it. `replayed` counts the batches the graph ran and `recordings` the
+    graphs recorded, over all fits; a graph is kept from fit to fit while what it holds fixed stays the same
+    (`recording`). `batches` and `replayed_in_fit` count the last fit's training batches and replays.
     """
 
     order = 99  # after every other before_batch: the schedule (60), the warm-up (5), autocast (10), ...
@@ -59,14 +61,41 @@ class CapturedStep(Callback):
         if warmup < 1:
             raise ValueError(f"warmup={warmup}: AdamW's state must exist before the step is recorded; give >= 1.")
         self.warmup = warmup
-        self.replayed, self.recordings = 0, 0
-        self.graph, self.recorded_for = None, None
+        self.replayed, self.recordings = 0, 0  # over all fits
+        self.batches, self.replayed_in_fit = 0, 0  # in the last fit
+        self.graph, self.recorded_for, self.active, self.on_cuda, self.new_fit = None, None, False, False, False
 
     def before_fit(self):
+        # The fit starts at its first training batch: validate and get_preds fire before_fit too, and train nothing.
+        self.new_fit = True
+
+    def before_batch(self):
+        if not self.training:
+            return
         learn = self.learn
-        # lr_find's mock fit runs fastai's own loop; validate and get_preds fire before_fit too, and before the
-        # first fit there is no optimiser yet (fit makes it first): nothing to step in either.
-        self.active = learn.opt is not None and not hasattr(learn, "lr_finder")
+        if self.new_fit:
+            self._start_fit(learn.xb, learn.yb)
+        if not self.active:
+            return
+        with self.schedule_as_tensors():
+            pred, loss = self._cuda_step(learn.xb, learn.yb) if self.on_cuda else self.step(learn.xb, learn.yb)
+        learn.pred, learn.loss_grad, learn.loss = pred, loss, loss.detach().clone()
+        self.batches += 1
+        for event in ("after_pred", "after_loss", "after_step"):  # as fastai's own step fires them
+            learn(event)
+        if learn.loss_grad is not loss:
+            raise ValueError(
+                "A callback changed the loss in after_loss, after the captured step had already used it: its term "
+                "never reaches the gradients. Train with capture=False to use it."
+            )
+        raise CancelBatchException  # forward, loss, backward and step are done: fastai goes on to after_batch
+
+    def _start_fit(self, xb: tuple, yb: tuple) -> None:
+        """At a fit's first training batch: refuse what a recorded step would leave out, make AdamW capturable,
+        and keep the graph of an earlier fit only if this batch would record the very same one (`recording`)."""
+        learn = self.learn
+        self.new_fit, self.batches, self.replayed_in_fit = False, 0, 0
+        self.active = not hasattr(learn, "lr_finder")  # lr_find's mock fit runs fastai's own loop
         if not self.active:
             return
         refused = [type(cb).__name__ for cb in learn.cbs if cb is not self and not recordable(cb)]
@@ -92,32 +121,35 @@ class CapturedStep(Callback):
         groups = self.adamw.param_groups
         for group in groups:  # torch refuses to record the step of an AdamW whose groups are not capturable
             group["capturable"] = group["capturable"] or self.on_cuda
-        self.batches = 0
-        if self.graph is not None and self.memory() == self.recorded_for:
-            return  # a later fit of the same weights and optimiser state: the recorded step replays in it too
-        # A first fit, or new weights or optimiser state (NaNGuard's reset, learn.load, reset_opt): record anew.
-        # torch.full, not torch.tensor: a fill on the device, no copy from the host for it to wait for.
+        if self.graph is not None and self.recording(xb, yb) == self.recorded_for:
+            return  # a later fit of the same step: the recorded graph replays from its first batch
+        # A first fit, or one whose step differs (NaNGuard's reset, learn.load, wd, freeze, another loss or batch
+        # size, ...): warm up and record anew. torch.full: a fill on the device, no copy for the host to wait for.
         self.lrs = [torch.full((), float(g["lr"]), device=device) for g in groups]  # (): what the step reads
         self.beta1s = [torch.full((), float(g["betas"][0]), device=device) for g in groups]
         self.kl_weight = torch.full((), float(learn.loss_func.warmup), device=device)
         self.graph = None
 
-    def before_batch(self):
-        if not (self.active and self.training):
-            return
-        learn = self.learn
-        with self.schedule_as_tensors():
-            pred, loss = self._cuda_step(learn.xb, learn.yb) if self.on_cuda else self.step(learn.xb, learn.yb)
-        learn.pred, learn.loss_grad, learn.loss = pred, loss, loss.detach().clone()
-        self.batches += 1
-        for event in ("after_pred", "after_loss", "after_step"):  # as fastai's own step fires them
-            learn(event)
-        if learn.loss_grad is not loss:
-            raise ValueError(
-                "A callback changed the loss in after_loss, after the captured step had already used it: its term "
-                "never reaches the gradients. Train with capture=False to use it."
-            )
-        raise CancelBatchException  # forward, loss, backward and step are done: fastai goes on to after_batch
+    def recording(self, xb: tuple, yb: tuple) -> tuple:
+        """What a recorded step holds fixed, for this batch: a graph replays the same kernels with the same numbers
+        on the same memory, so it stays right only while all of these stay the same. The memory: the weights (and
+        which of them train), BatchNorm's statistics, AdamW's state; the batch's shapes, and which of its tensors
+        are one (the target is the input). The numbers: AdamW's other settings (weight decay, beta2, eps, ...),
+        the loss function's settings, autocast's state. The schedule and the KL warm-up go in as tensors."""
+        learn, device, batch = self.learn, xb[0].device.type, [*xb, *yb]
+        model, groups = learn.model, self.adamw.param_groups
+        state = [t for st in self.adamw.state.values() for t in st.values() if torch.is_tensor(t)]
+        settings = ("weight_decay", "eps", "amsgrad", "maximize")
+        loss = sorted((k, v) for k, v in vars(learn.loss_func).items() if _plain(v) and k != "warmup")
+        return (
+            id(self.adamw),
+            tuple((id(p), p.data_ptr(), p.requires_grad) for p in model.parameters()),
+            tuple(t.data_ptr() for t in [*model.buffers(), *state]),
+            tuple((tuple(map(id, g["params"])), g["betas"][1], *(g.get(k) for k in settings)) for g in groups),
+            (id(learn.loss_func), *loss),
+            (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)),
+            tuple((tuple(t.shape), t.dtype, _first(batch, t)) for t in batch),
+        )
 
     def step(self, xb: tuple, yb: tuple, recording: bool = False) -> tuple:
         """Forward, loss, backward and AdamW's step on one batch; returns its (pred, loss).
@@ -154,6 +186,7 @@ class CapturedStep(Callback):
             static.copy_(batch[position])
         self.graph.replay()
         self.replayed += 1
+        self.replayed_in_fit += 1
         return self.static_pred, self.static_loss
 
     def _record(self, xb: tuple, yb: tuple) -> None:
@@ -173,14 +206,7 @@ class CapturedStep(Callback):
         with torch.cuda.graph(self.graph):
             self.static_pred, self.static_loss = self.step(self.static_xb, self.static_yb, recording=True)
         self.recordings += 1
-        self.recorded_for = self.memory()
-
-    def memory(self) -> tuple:
-        """Where the tensors a recorded step reads and writes live (the weights, BatchNorm's statistics, AdamW's
-        state): a graph replays on these addresses, so it stays valid only while they do not change."""
-        tensors = [*self.learn.model.parameters(), *self.learn.model.buffers()]
-        tensors += [t for state in self.adamw.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
-        return (id(self.adamw), *(t.data_ptr() for t in tensors))
+        self.recorded_for = self.recording(xb, yb)
 
     @contextmanager
     def schedule_as_tensors(self):
@@ -211,3 +237,15 @@ def recordable(cb: Callback) -> bool:
         scaler = getattr(cb.learn, "scaler", None)
         return scaler is None or not scaler.is_enabled()
     return not any(hasattr(type(cb), event) for event in INSIDE_THE_STEP)
+
+
+def _plain(value) -> bool:
+    """A setting a recorded step bakes in as a number or a name (a loss function's beta, kernel, scales, ...)."""
+    return isinstance(value, (str, int, float, bool, type(None))) or (
+        isinstance(value, tuple) and all(_plain(v) for v in value)
+    )
+
+
+def _first(batch: list, tensor: torch.Tensor) -> int:
+    """The position of the first tensor in batch with tensor's memory and shape (the target repeats the input)."""
+    return next(i for i, t in enumerate(batch) if t.data_ptr() == tensor.data_ptr() and t.shape == tensor.shape)
