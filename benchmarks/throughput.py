@@ -65,7 +65,7 @@ from galaxy_autoencoders.config import LAM, get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
 from galaxy_autoencoders.losses import mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
-from galaxy_autoencoders.training import CapturedStep, torch_adamw, vae_learner
+from galaxy_autoencoders.training import torch_adamw, vae_learner
 
 PATHS = ("package", "eager", "plain", "per-item", "datablock")
 OPTIONAL_PATHS = ("fastai-adam", "captured")
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
             "peak_device_mb": memory[name].device_mb,
             "seconds_for_50_epochs": EPOCHS_TO_RESULT * best,
         }
-        step, replays = _captured_step(runs[name]), ""
+        step, replays = getattr(getattr(runs[name], "learn", None), "captured_step", None), ""  # capture=True's
         if step is not None:  # whether the graph ran: a step that fell back to eager would look the same here
             results[name]["graph_replays"], results[name]["graph_recordings"] = step.replayed, step.recordings
             replays = f" (graph replayed in {step.replayed} batches, recorded {step.recordings}x)"
@@ -252,12 +252,6 @@ class _LearnerRun:
 
     def final_loss(self) -> float:
         return float(self.learn.recorder.losses[-1])
-
-
-def _captured_step(run) -> CapturedStep | None:
-    """The CapturedStep of a fastai path made with capture=True; None for any other path."""
-    learn = getattr(run, "learn", None)
-    return None if learn is None else next((cb for cb in learn.cbs if isinstance(cb, CapturedStep)), None)
 
 
 def _package(images, labels, bs, config, device, opt_func=None, compile=None, capture=False) -> _LearnerRun:

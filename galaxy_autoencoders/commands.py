@@ -111,9 +111,7 @@ def _fit(dls, objective: str, profile, args=None, history: Path | None = None):
 
 def _captured(learn) -> str:
     """What the captured step did in a fit (`--capture`), for the line that ends training; "" without it."""
-    from .training import CapturedStep
-
-    step = next((cb for cb in learn.cbs if isinstance(cb, CapturedStep)), None)
+    step = getattr(learn, "captured_step", None)
     if step is None:
         return ""
     if not step.on_cuda:

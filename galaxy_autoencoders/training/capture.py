@@ -65,6 +65,10 @@ class CapturedStep(Callback):
         self.batches, self.replayed_in_fit = 0, 0  # in the last fit
         self.graph, self.recorded_for, self.active, self.on_cuda, self.new_fit = None, None, False, False, False
 
+    @property
+    def name(self) -> str:
+        return "captured_step"  # learn.captured_step, also for a subclass
+
     def before_fit(self):
         # The fit starts at its first training batch: validate and get_preds fire before_fit too, and train nothing.
         self.new_fit = True
@@ -193,13 +197,11 @@ class CapturedStep(Callback):
         """Record one step on copies of the batch as a CUDA graph (not run: replays run it)."""
         # yb repeats xb's data (the target is the input; fastai hands it over as another tensor object): one
         # static copy of each distinct tensor, and one copy_ into it per replay (`feeds`).
-        statics, self.feeds = {}, []
-        for position, tensor in enumerate([*xb, *yb]):
-            key = (tensor.data_ptr(), tuple(tensor.shape))
-            if key not in statics:
-                statics[key] = tensor.clone()
-                self.feeds.append((statics[key], position))
-        static = [statics[(t.data_ptr(), tuple(t.shape))] for t in [*xb, *yb]]
+        batch = [*xb, *yb]
+        first = [_first(batch, t) for t in batch]
+        statics = {i: batch[i].clone() for i in sorted(set(first))}
+        self.feeds = [(static, i) for i, static in statics.items()]
+        static = [statics[i] for i in first]
         self.static_xb, self.static_yb = static[: len(xb)], static[len(xb) :]
         self.adamw.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
