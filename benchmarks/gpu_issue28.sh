@@ -139,6 +139,8 @@ if (out / "throughput.json").exists():
     t = json.loads((out / "throughput.json").read_text())
     print({k: round(v, 2) for k, v in t["ratios"].items()})
     print({k: r["graph_replays"] for k, r in t["results"].items() if "graph_replays" in r}, "graph replays")
+    if t["failed"]:
+        print("throughput.py, failed and left out:", t["failed"])
     for name, p in t.get("profile", {}).items():
         busy = p["device_busy_seconds"]
         share = f"{busy / p['wall_seconds']:.0%}" if busy is not None else "-"

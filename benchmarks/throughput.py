@@ -30,7 +30,9 @@ then. The best epoch counts. Only the training phase is timed (images/s over the
 validation pass is not. The table gives images/s, the ratios of path 1 (and of path 6, when timed) to each other
 path, peak host memory (PSS of this process and its workers: what it held before any path plus what the path's
 set-up and warm-up added), device memory the path added at its peak, and what 50 epochs would take at that rate.
-`--json` writes the same with the machine and versions.
+`--json` writes the same with the machine and versions, after each stage (table, each profile, time to a result).
+A path that fails is left out and the rest go on: its traceback on stderr, its error under "failed" in the JSON,
+and the exit status 1.
 `--quick` (a small set and the quick profile's narrow network) finishes in under 2 minutes on a laptop CPU.
 """
 
@@ -49,6 +51,7 @@ import pstats
 import sys
 import threading
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -157,11 +160,18 @@ def main(argv: list[str] | None = None) -> dict:
     }
     gc.collect()
     base_mb = _tree_memory_mb(os.getpid())
-    runs, memory = {}, {}
+    runs, memory, failed = {}, {}, {}
     for name in paths:  # set up and warm up one path at a time, measuring what each one adds
-        with _PeakMemory(device) as memory[name]:
-            runs[name] = builders[name]()
-            runs[name].epoch()
+        try:
+            with _PeakMemory(device) as memory[name]:
+                runs[name] = builders[name]()
+                runs[name].epoch()
+        except Exception as error:  # a path's first run on a device: its failure costs the others nothing
+            failed[name] = _failure(name, error)
+            runs.pop(name, None)
+    paths = [name for name in paths if name not in failed]
+    if not paths:
+        raise SystemExit(f"Every path failed: {failed}")
     schedule = turns(paths, args.repeats)
     seconds = {name: [] for name in paths}
     for turn in schedule:
@@ -194,12 +204,21 @@ def main(argv: list[str] | None = None) -> dict:
             if head in results and other != head:
                 ratios[f"{head}/{other}"] = results[head]["images_per_s"] / results[other]["images_per_s"]
     _print_table(results, ratios)
-    summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device)}
+    summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device), "failed": failed}
+
+    def save():  # after each stage, so that a run stopped later (a time limit) keeps what it measured
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2))
+
+    save()
     if args.profile:
-        profiled = [name for name in ("package", "plain", "fastai-adam", "captured") if name in runs]
-        summary["profile"] = {name: _profile(runs[name], name, device) for name in profiled}
-    if args.json:  # now, and again with the time to a result, which takes longest
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        summary["profile"] = {}
+        for name in [name for name in ("package", "plain", "fastai-adam", "captured") if name in runs]:
+            try:
+                summary["profile"][name] = _profile(runs[name], name, device)
+            except Exception as error:
+                failed[f"profile of {name}"] = _failure(f"the profile of {name}", error)
+            save()
     if args.to_result:
         del runs  # free the paths' device memory first
         gc.collect()
@@ -208,9 +227,17 @@ def main(argv: list[str] | None = None) -> dict:
             for name in ("package", "eager", "captured")
             if name in paths
         }
-        if args.json:
-            Path(args.json).write_text(json.dumps(summary, indent=2))
+        save()
+    if failed:
+        print(f"Failed, left out above (the tracebacks are on stderr): {failed}", flush=True)
     return summary
+
+
+def _failure(name: str, error: Exception) -> str:
+    """Say that `name` failed, on stderr with its traceback; returns the error in one line, for the summary."""
+    traceback.print_exc()
+    print(f"  {name}: failed ({type(error).__name__}); the rest goes on", flush=True)
+    return f"{type(error).__name__}: {error}"
 
 
 def turns(paths: list[str], repeats: int) -> list[list[str]]:
@@ -578,4 +605,4 @@ def _print_table(results: dict, ratios: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["failed"] else 0)  # what did run is reported; the status says something did not

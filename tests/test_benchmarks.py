@@ -138,6 +138,44 @@ def test_host_waits_are_counted_from_torchs_sync_warnings_in_one_epoch(monkeypat
     assert throughput._host_reads(Run()) == 3 and modes == ["warn", "default"]
 
 
+def test_a_path_that_fails_costs_only_its_own_figures(monkeypatch, tmp_path, capsys):
+    # A first run on a lent GPU cannot be mended there: a failing path (its set-up, its warm-up, its profile) is
+    # reported and left out, and what the others measured is printed and written all the same.
+    import torch
+
+    throughput = load_script(THROUGHPUT)
+    package, profile = throughput._package, throughput._profile
+
+    def fails_captured(*args, capture=False, **kwargs):
+        if capture:
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        return package(*args, **kwargs)
+
+    def fails_for_plain(run, name, device):
+        if name == "plain":
+            raise RuntimeError("CUPTI failed")
+        return profile(run, name, device)
+
+    monkeypatch.setattr(throughput, "_package", fails_captured)
+    monkeypatch.setattr(throughput, "_profile", fails_for_plain)
+    threads = torch.get_num_threads()
+    try:
+        args = ["--quick", "--device", "cpu", "--n", "160", "--repeats", "1", "--paths", "package,captured,plain"]
+        summary = throughput.main([*args, "--profile", "--json", str(tmp_path / "t.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert list(summary["results"]) == ["package", "plain"] and set(summary["ratios"]) == {"package/plain"}
+    assert summary["failed"] == {
+        "captured": "RuntimeError: CUDA error: operation not permitted when stream is capturing",
+        "profile of plain": "RuntimeError: CUPTI failed",
+    }
+    assert list(summary["profile"]) == ["package"]
+    assert json.loads((tmp_path / "t.json").read_text()) == json.loads(json.dumps(summary))  # all of it on disk
+    out, err = capsys.readouterr()
+    assert "captured: failed (RuntimeError); the rest goes on" in out and "Failed, left out above" in out
+    assert "Traceback" in err and "operation not permitted" in err
+
+
 def test_every_round_times_each_path_once_and_the_lead_rotates():
     throughput = load_script(THROUGHPUT)
     rounds = throughput.turns(["a", "b", "c"], 6)

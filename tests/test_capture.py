@@ -217,7 +217,8 @@ def _on_fake_cuda(monkeypatch, learn) -> CapturedStep:
     """learn's CapturedStep taking its CUDA path on a CPU, torch.cuda's stream and graph calls stood in for."""
     step = next(cb for cb in learn.cbs if isinstance(cb, CapturedStep))
     stream = type("Stream", (), {"wait_stream": lambda self, other: None})
-    monkeypatch.setattr(torch.cuda, "Stream", stream)
+    step.streams_made = []  # the side streams CapturedStep made (a fresh stream each step cannot reuse memory)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: step.streams_made.append(stream()) or step.streams_made[-1])
     monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream())
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: FakeGraph(step))
@@ -240,6 +241,7 @@ def test_the_cuda_path_records_once_after_its_warmup_and_replays_every_later_bat
     _fit(learn)
     n = len(learn.dls.train)
     assert step.batches == n and step.replayed == n - step.warmup and step.recordings == 1
+    assert len(step.streams_made) == 1  # one side stream for all the eager steps
     for column in ("train_loss", "valid_loss", "recon", "kl", "mmd"):
         assert learn.recorder.history[-1][column] == pytest.approx(eager.recorder.history[-1][column], rel=1e-3), column
     # A second fit replays the same recording from its first batch, after a validation in between.
@@ -275,3 +277,21 @@ def test_a_fit_whose_step_changed_records_again(monkeypatch, change):
         learn.fit(1, lr=1e-3)  # FakeGraph.replay fails if the first recording is replayed here
     n = len(learn.dls.train)
     assert step.recordings == 2 and step.replayed_in_fit == n - step.warmup
+
+
+def test_a_step_count_kept_without_capturable_moves_to_where_a_capturable_adamw_keeps_it(monkeypatch):
+    # An AdamW that stepped without capturable (a checkpoint's, fastai's own loop) keeps its count on the host, in
+    # the default dtype; torch's capturable AdamW refuses a count that is not by its weight, as float32 (on a GPU
+    # the host is another device; here the dtype shows whether it was moved).
+    learn = _learner(True, "elbo")
+    step = _on_fake_cuda(monkeypatch, learn)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-3)
+        for state in step.adamw.state.values():
+            state["step"] = state["step"].double().cpu()
+        learn.fit(1, lr=1e-3)
+    n = len(learn.dls.train)
+    for weight, state in step.adamw.state.items():
+        assert state["step"].dtype == torch.float32 and state["step"].device == weight.device
+        assert float(state["step"]) == 2 * n  # the count went on from where it was
+    assert step.recordings == 2  # the moved counts are new memory: the graph is recorded again

@@ -64,6 +64,7 @@ class CapturedStep(Callback):
         self.replayed, self.recordings = 0, 0  # over all fits
         self.batches, self.replayed_in_fit = 0, 0  # in the last fit
         self.graph, self.recorded_for, self.active, self.on_cuda, self.new_fit = None, None, False, False, False
+        self.side = None  # the CUDA stream of the eager steps, made at the first
 
     @property
     def name(self) -> str:
@@ -125,6 +126,11 @@ class CapturedStep(Callback):
         groups = self.adamw.param_groups
         for group in groups:  # torch refuses to record the step of an AdamW whose groups are not capturable
             group["capturable"] = group["capturable"] or self.on_cuda
+        # A step count from steps taken without capturable (a checkpoint's, fastai's own loop) is on the host, where
+        # a capturable AdamW refuses it: it keeps the count as float32 on the weight's device.
+        for weight, state in self.adamw.state.items():
+            if "step" in state:
+                state["step"] = state["step"].to(weight.device, torch.float32)
         if self.graph is not None and self.recording(xb, yb) == self.recorded_for:
             return  # a later fit of the same step: the recorded graph replays from its first batch
         # A first fit, or one whose step differs (NaNGuard's reset, learn.load, wd, freeze, another loss or batch
@@ -179,11 +185,13 @@ class CapturedStep(Callback):
         if self.graph is None and self.batches >= self.warmup:
             self._record(xb, yb)
         if self.graph is None or [x.shape for x in xb] != [x.shape for x in self.static_xb]:
-            side = torch.cuda.Stream()  # eager steps before recording run on a side stream, as CUDA graphs need
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            # Eager steps run on a side stream, as CUDA graphs need; one stream, whose freed memory they reuse.
+            if self.side is None:
+                self.side = torch.cuda.Stream()
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
                 out = self.step(xb, yb)
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self.side)
             return out
         batch = [*xb, *yb]
         for static, position in self.feeds:
