@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from fastai.callback.channelslast import ChannelsLast
+from torch.optim import adam
 
 from galaxy_autoencoders._fastai import Callback
 from galaxy_autoencoders.dataloaders import galaxy_dls
@@ -223,11 +224,16 @@ def _on_fake_cuda(monkeypatch, learn) -> CapturedStep:
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: FakeGraph(step))
     monkeypatch.setattr(torch.cuda, "graph", FakeRecording)
+    # AdamW as on CUDA: capturable, the step count on the weight's device and the bias corrections as tensor
+    # arithmetic (torch allows that on a CPU only when told the CPU can record).
+    monkeypatch.setattr(adam, "_get_capturable_supported_devices", lambda *args, **kwargs: ["cpu"])
     original = CapturedStep._start_fit
 
     def on_cuda(self, xb, yb):
         original(self, xb, yb)
         self.on_cuda = True
+        for group in self.adamw.param_groups:
+            group["capturable"] = True  # as _start_fit makes them on CUDA
 
     monkeypatch.setattr(CapturedStep, "_start_fit", on_cuda)
     return step
