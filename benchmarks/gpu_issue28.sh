@@ -137,8 +137,8 @@ if {"captured", "eager"} <= set(last):
     print(f"captured vs eager, final valid loss: {diff:+.3%} (goal: within 0.5%; one run each)")
 if (out / "throughput.json").exists():
     t = json.loads((out / "throughput.json").read_text())
-    print({k: round(v, 2) for k, v in t["ratios"].items()})
-    print({k: r["graph_replays"] for k, r in t["results"].items() if "graph_replays" in r}, "graph replays")
+    print({k: round(v, 2) for k, v in t.get("ratios", {}).items()})
+    print({k: r["graph_replays"] for k, r in t.get("results", {}).items() if "graph_replays" in r}, "graph replays")
     if t["failed"]:
         print("throughput.py, failed and left out:", t["failed"])
     for name, p in t.get("profile", {}).items():

@@ -31,8 +31,8 @@ validation pass is not. The table gives images/s, the ratios of path 1 (and of p
 path, peak host memory (PSS of this process and its workers: what it held before any path plus what the path's
 set-up and warm-up added), device memory the path added at its peak, and what 50 epochs would take at that rate.
 `--json` writes the same with the machine and versions, after each stage (table, each profile, time to a result).
-A path that fails is left out and the rest go on: its traceback on stderr, its error under "failed" in the JSON,
-and the exit status 1.
+A path whose set-up, warm-up epoch or profile fails is left out and the rest go on: its traceback on stderr, its
+error under "failed" in the JSON, and the exit status 1.
 `--quick` (a small set and the quick profile's narrow network) finishes in under 2 minutes on a laptop CPU.
 """
 
@@ -66,6 +66,7 @@ with warnings.catch_warnings():
 
 from galaxy_autoencoders.config import LAM, get_profile
 from galaxy_autoencoders.dataloaders import apply_dihedral, dihedral_index, galaxy_dls
+from galaxy_autoencoders.files import atomic_write
 from galaxy_autoencoders.losses import mmd, reconstruction_loss
 from galaxy_autoencoders.models import ModelConfig, build_model, count_parameters
 from galaxy_autoencoders.training import torch_adamw, vae_learner
@@ -167,11 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
                 runs[name] = builders[name]()
                 runs[name].epoch()
         except Exception as error:  # a path's first run on a device: its failure costs the others nothing
-            failed[name] = _failure(name, error)
+            failed[name] = _failure(name, error, device)
             runs.pop(name, None)
     paths = [name for name in paths if name not in failed]
     if not paths:
-        raise SystemExit(f"Every path failed: {failed}")
+        _write_json(args.json, {"setup": setup, "failed": failed})
+        raise SystemExit(f"Every path failed: {failed}. Their tracebacks are above; fix the first, then run again.")
     schedule = turns(paths, args.repeats)
     seconds = {name: [] for name in paths}
     for turn in schedule:
@@ -206,19 +208,17 @@ def main(argv: list[str] | None = None) -> dict:
     _print_table(results, ratios)
     summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device), "failed": failed}
 
-    def save():  # after each stage, so that a run stopped later (a time limit) keeps what it measured
-        if args.json:
-            Path(args.json).write_text(json.dumps(summary, indent=2))
-
-    save()
+    _write_json(args.json, summary)
     if args.profile:
         summary["profile"] = {}
-        for name in [name for name in ("package", "plain", "fastai-adam", "captured") if name in runs]:
+        for name in ("package", "plain", "fastai-adam", "captured"):
+            if name not in runs:
+                continue
             try:
                 summary["profile"][name] = _profile(runs[name], name, device)
             except Exception as error:
-                failed[f"profile of {name}"] = _failure(f"the profile of {name}", error)
-            save()
+                failed[f"profile of {name}"] = _failure(f"the profile of {name}", error, device)
+            _write_json(args.json, summary)
     if args.to_result:
         del runs  # free the paths' device memory first
         gc.collect()
@@ -227,17 +227,35 @@ def main(argv: list[str] | None = None) -> dict:
             for name in ("package", "eager", "captured")
             if name in paths
         }
-        save()
+        _write_json(args.json, summary)
     if failed:
         print(f"Failed, left out above (the tracebacks are on stderr): {failed}", flush=True)
     return summary
 
 
-def _failure(name: str, error: Exception) -> str:
-    """Say that `name` failed, on stderr with its traceback; returns the error in one line, for the summary."""
-    traceback.print_exc()
+def _failure(name: str, error: Exception, device: torch.device) -> str:
+    """Report that `name` failed (its traceback on stderr, a line on stdout); returns, for the summary, the first
+    line of the error and of the one it came from (a failed CUDA graph recording raises "operation failed due to
+    a previous error during capture" over the error that broke it)."""
+    traceback.print_exception(error)
     print(f"  {name}: failed ({type(error).__name__}); the rest goes on", flush=True)
-    return f"{type(error).__name__}: {error}"
+    if device.type == "cuda":  # torch.cuda.graph leaves its stream current when ending the capture fails
+        torch.cuda.set_stream(torch.cuda.default_stream())
+    root = error
+    while (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
+    return _first_line(error) if root is error else f"{_first_line(error)} (from {_first_line(root)})"
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+
+
+def _write_json(path: str | None, summary: dict) -> None:
+    """Write summary to --json's path, if given, whole or not at all: after each stage, so that a run stopped
+    later (a time limit) keeps what it measured."""
+    if path:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
 
 
 def turns(paths: list[str], repeats: int) -> list[list[str]]:

@@ -287,8 +287,8 @@ def test_a_fit_whose_step_changed_records_again(monkeypatch, change):
 
 def test_a_step_count_kept_without_capturable_moves_to_where_a_capturable_adamw_keeps_it(monkeypatch):
     # An AdamW that stepped without capturable (a checkpoint's, fastai's own loop) keeps its count on the host, in
-    # the default dtype; torch's capturable AdamW refuses a count that is not by its weight, as float32 (on a GPU
-    # the host is another device; here the dtype shows whether it was moved).
+    # the default dtype; torch's capturable AdamW refuses a count that is not on its weight's device, and makes its
+    # own as float32 there. On a GPU the host is another device; on a CPU only the dtype shows that it was moved.
     learn = _learner(True, "elbo")
     step = _on_fake_cuda(monkeypatch, learn)
     with learn.no_bar(), learn.no_logging():
@@ -301,3 +301,13 @@ def test_a_step_count_kept_without_capturable_moves_to_where_a_capturable_adamw_
         assert state["step"].dtype == torch.float32 and state["step"].device == weight.device
         assert float(state["step"]) == 2 * n  # the count went on from where it was
     assert step.recordings == 2  # the moved counts are new memory: the graph is recorded again
+
+
+def test_an_adamw_made_capturable_on_a_gpu_steps_on_a_cpu():
+    # A checkpoint's optimiser settings come with learn.load(with_opt=True): a captured GPU run's are capturable,
+    # which torch's AdamW refuses on a CPU.
+    learn = _fit(_learner(True, "elbo"))
+    for group in learn.opt.opt.param_groups:
+        group["capturable"] = True
+    _fit(learn)
+    assert not any(group["capturable"] for group in learn.opt.opt.param_groups)

@@ -119,13 +119,14 @@ class CapturedStep(Callback):
                 f"CapturedStep steps torch's AdamW tensor by tensor (foreach=False), the schedule read as tensors; "
                 f"this learner's optimiser is {type(self.adamw or learn.opt).__name__}"
                 f"{' (fused or multi-tensor)' if isinstance(self.adamw, torch.optim.AdamW) else ''}. Make the "
-                "learner with vae_learner(..., capture=True), which sets it."
+                "learner with vae_learner(..., capture=True), which sets it, and load no optimiser state saved "
+                "without capture (learn.load(..., with_opt=False)): its settings come with it."
             )
         device = next(learn.model.parameters()).device
         self.on_cuda = device.type == "cuda"
         groups = self.adamw.param_groups
-        for group in groups:  # torch refuses to record the step of an AdamW whose groups are not capturable
-            group["capturable"] = group["capturable"] or self.on_cuda
+        for group in groups:  # torch records only a capturable AdamW's step, and steps one on a CPU not at all
+            group["capturable"] = self.on_cuda
         # A step count from steps taken without capturable (a checkpoint's, fastai's own loop) is on the host, where
         # a capturable AdamW refuses it: it keeps the count as float32 on the weight's device.
         for weight, state in self.adamw.state.items():
