@@ -207,7 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
                 ratios[f"{head}/{other}"] = results[head]["images_per_s"] / results[other]["images_per_s"]
     _print_table(results, ratios)
     summary = {"setup": setup, "results": results, "ratios": ratios, "machine": _machine(device), "failed": failed}
-
     _write_json(args.json, summary)
     if args.profile:
         summary["profile"] = {}
