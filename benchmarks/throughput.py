@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                 runs[name] = builders[name]()
                 runs[name].epoch()
         except Exception as error:  # a path's first run on a device: its failure costs the others nothing
-            failed[name] = _failure(name, error, device)
+            failed[name] = _failure(name, error)
             runs.pop(name, None)
     paths = [name for name in paths if name not in failed]
     if not paths:
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
             try:
                 summary["profile"][name] = _profile(runs[name], name, device)
             except Exception as error:
-                failed[f"profile of {name}"] = _failure(f"the profile of {name}", error, device)
+                failed[f"profile of {name}"] = _failure(f"the profile of {name}", error)
             _write_json(args.json, summary)
     if args.to_result:
         del runs  # free the paths' device memory first
@@ -232,14 +232,12 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-def _failure(name: str, error: Exception, device: torch.device) -> str:
+def _failure(name: str, error: Exception) -> str:
     """Report that `name` failed (its traceback on stderr, a line on stdout); returns, for the summary, the first
     line of the error and of the one it came from (a failed CUDA graph recording raises "operation failed due to
     a previous error during capture" over the error that broke it)."""
     traceback.print_exception(error)
     print(f"  {name}: failed ({type(error).__name__}); the rest goes on", flush=True)
-    if device.type == "cuda":  # torch.cuda.graph leaves its stream current when ending the capture fails
-        torch.cuda.set_stream(torch.cuda.default_stream())
     root = error
     while (root.__cause__ or root.__context__) is not None:
         root = root.__cause__ or root.__context__

@@ -311,3 +311,23 @@ def test_an_adamw_made_capturable_on_a_gpu_steps_on_a_cpu():
         group["capturable"] = True
     _fit(learn)
     assert not any(group["capturable"] for group in learn.opt.opt.param_groups)
+
+
+def test_a_failed_recording_leaves_no_graph_and_puts_the_stream_back(monkeypatch):
+    # torch.cuda.graph skips restoring the stream it made current when ending the capture raises (torch/cuda/
+    # graphs.py): what ran next, in the notebook or the next fit, would run on it.
+    learn = _learner(True, "elbo")
+    step = _on_fake_cuda(monkeypatch, learn)
+    current, made_current = torch.cuda.current_stream(), []  # the stand-in's
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: current)
+    monkeypatch.setattr(torch.cuda, "set_stream", made_current.append)
+
+    class FailingRecording(FakeRecording):
+        def __exit__(self, *exc):
+            super().__exit__(*exc)
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+    monkeypatch.setattr(torch.cuda, "graph", FailingRecording)
+    with pytest.raises(RuntimeError, match="during capture"):
+        _fit(learn)
+    assert step.graph is None and step.recordings == 0 and made_current == [current]

@@ -213,9 +213,14 @@ class CapturedStep(Callback):
         static = [statics[i] for i in first]
         self.static_xb, self.static_yb = static[: len(xb)], static[len(xb) :]
         self.adamw.zero_grad(set_to_none=True)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_pred, self.static_loss = self.step(self.static_xb, self.static_yb, recording=True)
+        graph, stream = torch.cuda.CUDAGraph(), torch.cuda.current_stream()
+        try:
+            with torch.cuda.graph(graph):
+                self.static_pred, self.static_loss = self.step(self.static_xb, self.static_yb, recording=True)
+        except BaseException:
+            torch.cuda.set_stream(stream)  # torch.cuda.graph leaves its own stream current when ending a capture fails
+            raise
+        self.graph = graph
         self.recordings += 1
         self.recorded_for = self.recording(xb, yb)
 
